@@ -1,0 +1,44 @@
+# The README's commands. Every target sets up what is missing first; set-up is cached in
+# $(STYLEGAN_CACHE) (default ~/.cache/stylegan-operator), so second runs start in seconds.
+SHELL := /bin/bash
+export STYLEGAN_CACHE ?= $(HOME)/.cache/stylegan-operator
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help setup venv tools test demo cluster cluster-down bench crd lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+venv:  ## the Python environment (.venv -> a cached venv keyed by the dependencies)
+	@bash hack/setup-venv.sh >/dev/null
+
+tools:  ## etcd, Kubernetes, kwok, helm, fake-gcs-server from Go modules; Prometheus from Debian
+	@bash hack/build-tools.sh >/dev/null
+	@bash hack/install-prometheus.sh
+
+setup: venv tools  ## everything the tests need
+
+test: setup  ## every test (unit, integration on the local control plane, e2e)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: venv  ## train faces on CPU for about ten minutes, then write the grid and the figures
+	.venv/bin/stylegan demo
+
+cluster: setup  ## start the local control plane and print the kubeconfig
+	@$(PY) hack/localcluster.py up
+
+cluster-down:  ## stop the local control plane started by `make cluster`
+	@python3 hack/localcluster.py down
+
+bench: venv  ## benchmarks that print figures (never asserted in tests)
+	$(PY) bench/trainer.py
+
+crd: venv  ## regenerate the committed CRD from the pydantic models
+	.venv/bin/stylegan crd > manifests/crd/stylegan.dev_styleganruns.yaml
+
+lint: venv  ## ruff
+	.venv/bin/ruff check operator trainer tests bench hack
+
+clean:  ## remove build outputs of this checkout (not the shared cache)
+	rm -rf .pytest_cache .ruff_cache .mypy_cache out build dist

@@ -1,0 +1,150 @@
+"""Shared fixtures: the local Kubernetes control plane, kubectl, namespaces, Prometheus.
+
+The control plane is real (etcd, kube-apiserver, controller-manager, scheduler and kwok,
+built from Go modules by ``hack/build-tools.sh``) and is started once per test session.
+A test that needs a missing tool FAILS with the reason; only GPU tests skip, with a reason,
+when no CUDA device is present.
+
+Component logs go to ``out/test-cluster/logs/``; the folder is kept, and named in the
+summary, when a test failed, and removed after a green session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "hack"))
+
+import localcluster  # noqa: E402
+
+from tests.support import BIN, Kubectl, Prometheus, require_binary, wait_for  # noqa: E402
+
+CLUSTER_DIR = ROOT / "out" / "test-cluster"
+
+_failed = False
+
+
+# -- the control plane --------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[localcluster.LocalCluster]:
+    for b in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"):
+        require_binary(b)
+    shutil.rmtree(CLUSTER_DIR, ignore_errors=True)
+    c = localcluster.LocalCluster(workdir=CLUSTER_DIR, bin_dir=BIN)
+    try:
+        c.start()
+    except localcluster.ClusterError as exc:
+        pytest.fail(f"local control plane failed to start: {exc}")
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="session")
+def kubectl(cluster: localcluster.LocalCluster) -> Kubectl:
+    return Kubectl(require_binary("kubectl"), cluster.kubeconfig)
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl) -> Iterator[str]:
+    """A fresh namespace enforcing the ``restricted`` Pod Security level."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted",
+                                 "pod-security.kubernetes.io/enforce-version": "latest"}}})
+    # Pods are refused until the ServiceAccount controller has made the default account.
+    wait_for(lambda: kubectl("get", "serviceaccount", "default", namespace=name,
+                             check=False).returncode == 0, what=f"default SA in {name}")
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+# -- Prometheus ---------------------------------------------------------------------------
+@pytest.fixture
+def prometheus_factory(tmp_path: Path) -> Iterator[Callable[[dict], Prometheus]]:
+    """Start Debian's Prometheus on a free port with the scrape config the test gives."""
+    started: list[Prometheus] = []
+    binary = require_binary("prometheus")
+
+    def start(config: dict) -> Prometheus:
+        port = localcluster.free_port()
+        cfg = tmp_path / f"prometheus-{port}.yml"
+        cfg.write_text(json.dumps(config))  # JSON is YAML
+        log = tmp_path / f"prometheus-{port}.log"
+        proc = subprocess.Popen(
+            [binary, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / f'tsdb-{port}'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle"],
+            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        prom = Prometheus(f"http://127.0.0.1:{port}", proc, log)
+        started.append(prom)
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                pytest.fail(f"prometheus exited: {log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{prom.url}/-/ready", timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        wait_for(ready, timeout=60, what="prometheus ready")
+        return prom
+
+    yield start
+    for prom in started:
+        prom.process.terminate()
+        try:
+            prom.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            prom.process.kill()
+
+
+# -- GPU ----------------------------------------------------------------------------------
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    gpu_items = [i for i in items if "gpu" in i.keywords]
+    if not gpu_items:
+        return
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if not has_cuda:
+        skip = pytest.mark.skip(reason="needs a CUDA device; none is present on this machine")
+        for item in gpu_items:
+            item.add_marker(skip)
+
+
+# -- keep logs of failed sessions ---------------------------------------------------------
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    global _failed
+    if report.failed:
+        _failed = True
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    logs = CLUSTER_DIR / "logs"
+    if not logs.exists():
+        return
+    if _failed:
+        terminalreporter.write_line(
+            f"control-plane component logs kept in {logs} (etcd, kube-apiserver, "
+            f"kube-controller-manager, kube-scheduler, kwok)")
+    else:
+        shutil.rmtree(CLUSTER_DIR, ignore_errors=True)
