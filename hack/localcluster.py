@@ -365,7 +365,8 @@ class LocalCluster:
         return len(ready) == want
 
     def _lease_held(self, name: str) -> bool:
-        return self._get(f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{name}") == 200
+        path = f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{name}"
+        return self._get(path) == 200
 
     # -- a tiny API client (stdlib only) -------------------------------------------------
     def _ssl(self) -> ssl.SSLContext:
@@ -488,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"# cluster up in {time.monotonic() - t0:.1f}s; logs in {cluster.log_dir}",
           file=sys.stderr)
-    print(f"# stop it with: make cluster-down", file=sys.stderr)
+    print("# stop it with: make cluster-down", file=sys.stderr)
     print(f"export KUBECONFIG={cluster.kubeconfig}")
     return 0
 

@@ -17,15 +17,19 @@ import click
 
 # name -> ("module:attribute", one-line help shown by `stylegan --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("stylegan_trainer.train_commands:train_cmd", "Train StyleGAN2 (alone or under torchrun)."),
+    "train": ("stylegan_trainer.train_commands:train_cmd", "Train StyleGAN2 (alone or torchrun)."),
     "generate": ("stylegan_trainer.sample_commands:generate_cmd", "Turn a checkpoint into faces."),
     "dataset": ("stylegan_trainer.train_commands:dataset_cmd", "Convert an image folder to a zip."),
-    "quality": ("stylegan_trainer.sample_commands:quality_cmd", "Measure FID/KID, precision, recall."),
-    "benchmark": ("stylegan_trainer.train_commands:benchmark_cmd", "Measure sec/kimg on this device."),
+    "quality": (
+        "stylegan_trainer.sample_commands:quality_cmd",
+        "Measure FID/KID, precision, recall."),
+    "benchmark": (
+        "stylegan_trainer.train_commands:benchmark_cmd",
+        "Measure sec/kimg on this device."),
     "demo": ("stylegan_trainer.train_commands:demo_cmd", "Train faces on CPU for ten minutes."),
     "crd": ("stylegan_operator.commands:crd_cmd", "Print the StyleGANRun CRD."),
     "render": ("stylegan_operator.commands:render_cmd", "Print the objects a run becomes."),
-    "operator": ("stylegan_operator.commands:operator_cmd", "Run the operator (kopf)."),
+    "operator": ("stylegan_operator.runner:operator_cmd", "Run the operator (kopf)."),
     "estimate": ("stylegan_operator.estimate:estimate_cmd", "Plan a run's time and cost."),
 }
 
