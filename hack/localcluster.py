@@ -380,12 +380,9 @@ class LocalCluster:
             "Accept": "application/json"})
         try:
             with urllib.request.urlopen(req, context=self._ssl(), timeout=10) as r:
-                return r.status, json.loads(r.read() or b"{}")
+                return r.status, _json_or_empty(r.read())
         except urllib.error.HTTPError as e:
-            try:
-                return e.code, json.loads(e.read() or b"{}")
-            except ValueError:
-                return e.code, {}
+            return e.code, _json_or_empty(e.read())
 
     def _get(self, path: str) -> int:
         return self.request("GET", path)[0]
@@ -396,6 +393,15 @@ class LocalCluster:
         if not path.exists():
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _json_or_empty(raw: bytes) -> dict:
+    """Health endpoints answer plain text ("ok"); everything else answers JSON."""
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _terminate(pid: int, proc: subprocess.Popen | None = None, grace: float = 10.0) -> None:

@@ -5,16 +5,18 @@ built from Go modules by ``hack/build-tools.sh``) and is started once per test s
 A test that needs a missing tool FAILS with the reason; only GPU tests skip, with a reason,
 when no CUDA device is present.
 
-Component logs go to ``out/test-cluster/logs/``; the folder is kept, and named in the
+Component logs go to ``out/test-cluster/<session>/logs/``; the folder is kept, and named in the
 summary, when a test failed, and removed after a green session.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
 import uuid
@@ -30,7 +32,8 @@ import localcluster  # noqa: E402
 
 from tests.support import BIN, Kubectl, Prometheus, require_binary, wait_for  # noqa: E402
 
-CLUSTER_DIR = ROOT / "out" / "test-cluster"
+# One folder per session, so concurrent sessions (two developers, an IDE) never share state.
+CLUSTER_DIR = ROOT / "out" / "test-cluster" / time.strftime(f"%Y%m%d-%H%M%S-{os.getpid()}")
 
 _failed = False
 
