@@ -31,6 +31,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("stylegan_operator.commands:render_cmd", "Print the objects a run becomes."),
     "operator": ("stylegan_operator.runner:operator_cmd", "Run the operator (kopf)."),
     "estimate": ("stylegan_operator.estimate:estimate_cmd", "Plan a run's time and cost."),
+    "runs": ("stylegan_operator.cluster_commands:runs_cmd", "List runs with progress and cost."),
+    "logs": ("stylegan_operator.cluster_commands:logs_cmd", "Print a run's rank-0 trainer log."),
+    "samples": (
+        "stylegan_operator.cluster_commands:samples_cmd",
+        "Fetch a run's latest image grid."),
 }
 
 
