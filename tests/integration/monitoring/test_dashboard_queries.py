@@ -1,0 +1,165 @@
+"""Every panel of every dashboard shows data from a real Prometheus scraping real exporters.
+
+Debian's Prometheus (``prometheus_factory``) scrapes the ``metrics_source`` fixture every
+second. The test moves the runs on between scrapes, waiting each time until Prometheus has
+the new value, so counters have grown across several samples and ``rate``/``deriv`` panels
+have something to compute. Then every target of every dashboard runs with its template
+variables filled in, as Grafana would send it, and must return at least one series; with a
+single namespace selected it must return only that namespace's series.
+
+The same Prometheus loads monitoring/alerts.yaml: the rules must evaluate without error,
+and the over-budget run must set off the budget alerts while the other run stays silent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import cast
+
+import dashboards
+import pytest
+
+from tests.integration.monitoring.conftest import MetricsSource
+from tests.support import ROOT, Prometheus, wait_for
+
+RULES = ROOT / "monitoring" / "alerts.yaml"
+SCRAPES_WITH_NEW_VALUES = 3
+# Grafana's built-ins: a rate window that holds several 1 s scrapes, and a short range.
+BUILTINS = {"__rate_interval": "30s", "__interval": "1s", "__range": "5m"}
+
+
+def fill(expr: str, values: dict[str, str]) -> str:
+    """``expr`` with ``$name`` / ``${name}`` replaced as Grafana interpolates them."""
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in values:
+            raise KeyError(f"no value for ${name} in {expr!r}")
+        return values[name]
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, expr)
+
+
+def all_targets() -> list[tuple[str, str, str]]:
+    """(dashboard, panel title, expr) for every target of every generated dashboard."""
+    found = []
+    for name, text in dashboards.render().items():
+        for panel in json.loads(text)["panels"]:
+            for target in panel.get("targets", []):
+                found.append((name, panel["title"], target["expr"]))
+    return found
+
+
+def variable_queries() -> list[tuple[str, str, str]]:
+    """(dashboard, variable, label_values query) for every query variable."""
+    found = []
+    for name, text in dashboards.render().items():
+        for variable in json.loads(text)["templating"]["list"]:
+            if variable["type"] == "query":
+                found.append((name, variable["name"], variable["query"]))
+    return found
+
+
+def get_json(prom: Prometheus, path: str) -> dict:
+    with urllib.request.urlopen(f"{prom.url}{path}", timeout=10) as response:
+        return json.loads(response.read())["data"]
+
+
+@pytest.fixture
+def prometheus(prometheus_factory: Callable[[dict], Prometheus], metrics_source: MetricsSource,
+               tmp_path: Path) -> Prometheus:
+    """Prometheus scraping the source, with samples from several updates already stored."""
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text(RULES.read_text())
+    prom = prometheus_factory({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(rules)],
+        "scrape_configs": metrics_source.scrape_configs(),
+    })
+    expected_targets = sum(len(c["static_configs"]) for c in metrics_source.scrape_configs())
+    wait_for(lambda: len([t for t in prom.targets() if t["health"] == "up"])
+             >= expected_targets, timeout=30, what="every scrape target up")
+    for _ in range(SCRAPES_WITH_NEW_VALUES):
+        kimg = metrics_source.advance()
+        # Both exporters' new values stored: the operator's and a trainer's.
+        wait_for(partial(prom.query, f"stylegan_trainer_kimg == {kimg} "
+                                     f"and on (namespace, run) stylegan_run_kimg == {kimg}"),
+                 timeout=30, what=f"Prometheus to scrape kimg {kimg}")
+    return prom
+
+
+def test_every_panel_query_returns_data(prometheus: Prometheus,
+                                        metrics_source: MetricsSource) -> None:
+    everything = {"namespace": ".*", "run": ".*", "currency": "USD", **BUILTINS}
+    targets = all_targets()
+    assert len(targets) >= 30
+    for board, title, expr in targets:
+        query = fill(expr, everything)
+        # Bounded wait per query (fails naming the panel): a rate() needs two samples
+        # inside its window.
+        wait_for(partial(prometheus.query, query), timeout=20,
+                 what=f"data for {board} / {title}: {query}")
+
+    runs = {run for _, run in metrics_source.runs}
+    cost_by_run = fill(next(e for b, t, e in targets if t == "Cost by run ($currency)"),
+                       everything)
+    assert {s["metric"]["run"] for s in prometheus.query(cost_by_run)} == runs
+
+
+def test_selecting_one_namespace_and_currency_narrows_every_query(
+        prometheus: Prometheus, metrics_source: MetricsSource) -> None:
+    for namespace, run in metrics_source.runs:
+        selected = {"namespace": namespace, "run": run, "currency": "USD", **BUILTINS}
+        for board, title, expr in all_targets():
+            query = fill(expr, selected)
+            series = cast(list[dict], wait_for(
+                partial(prometheus.query, query), timeout=20,
+                what=f"{board} / {title} for {namespace}/{run}"))
+            labels = [s["metric"] for s in series]
+            assert all(m.get("namespace", namespace) == namespace for m in labels), title
+            assert all(m.get("run", run) == run for m in labels), title
+    # Only the run that displays JPY has JPY series.
+    jpy = prometheus.query('stylegan_run_cost_total{currency="JPY"}')
+    assert {s["metric"]["run"] for s in jpy} == {"faces-256"}
+
+
+def test_variable_queries_offer_the_runs_namespaces_and_currencies(
+        prometheus: Prometheus, metrics_source: MetricsSource) -> None:
+    offered: dict[str, set[str]] = {}
+    for _board, variable, query in variable_queries():
+        match = re.fullmatch(r"label_values\((.+), (\w+)\)", query)
+        assert match, query
+        series = prometheus.query(fill(match.group(1), {"namespace": ".*", "run": ".*"}))
+        offered[variable] = {s["metric"][match.group(2)] for s in series}
+    assert offered["namespace"] == {namespace for namespace, _ in metrics_source.runs}
+    assert offered["run"] == {run for _, run in metrics_source.runs}
+    assert offered["currency"] == {"USD", "JPY"}
+
+
+def test_alert_rules_evaluate_and_the_over_budget_run_alerts(prometheus: Prometheus) -> None:
+    groups = cast(list[dict], wait_for(lambda: get_json(prometheus, "/api/v1/rules")["groups"],
+                                       timeout=30, what="rule groups loaded"))
+    assert sum(len(group["rules"]) for group in groups) == 4
+
+    def rule_health() -> dict[str, str]:
+        return {rule["name"]: rule["health"]
+                for group in get_json(prometheus, "/api/v1/rules")["groups"]
+                for rule in group["rules"]}
+
+    health = cast(dict[str, str], wait_for(
+        lambda: (h := rule_health()) and "unknown" not in h.values() and h,
+        timeout=30, what="every rule evaluated"))
+    assert set(health.values()) == {"ok"}, health
+
+    def budget_alerts() -> set[tuple[str, str]]:
+        alerts = get_json(prometheus, "/api/v1/alerts")["alerts"]
+        return {(a["labels"]["alertname"], a["labels"]["run"]) for a in alerts}
+
+    expected = {("StyleGANRunBudgetNearlySpent", "faces-1024"),
+                ("StyleGANRunProjectedOverBudget", "faces-1024")}
+    wait_for(lambda: expected <= budget_alerts(), timeout=30, what=f"alerts {expected}")
+    assert not {alert for alert in budget_alerts() if alert[1] == "faces-256"}
