@@ -5,7 +5,7 @@ export STYLEGAN_CACHE ?= $(HOME)/.cache/stylegan-operator
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv tools test demo cluster cluster-down bench crd lint clean
+.PHONY: help setup venv tools test demo cluster cluster-down bench generate lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,8 +34,12 @@ cluster-down:  ## stop the local control plane started by `make cluster`
 bench: venv  ## benchmarks that print figures (never asserted in tests)
 	$(PY) bench/trainer.py
 
-crd: venv  ## regenerate the committed CRD from the pydantic models
-	.venv/bin/stylegan crd > manifests/crd/stylegan.dev_styleganruns.yaml
+generate: venv  ## regenerate every committed generated file (CRD, chart copies, dashboards, chart README)
+	.venv/bin/stylegan crd -o manifests/crd/stylegan.dev_styleganruns.yaml
+	cp manifests/crd/stylegan.dev_styleganruns.yaml charts/stylegan-operator/crds/
+	cp monitoring/alerts.yaml charts/stylegan-operator/rules/alerts.yaml
+	$(PY) hack/dashboards.py
+	$(PY) hack/chart-readme.py
 
 lint: venv  ## ruff
 	.venv/bin/ruff check operator trainer tests bench hack

@@ -1,0 +1,47 @@
+{{/*
+What the operator may do, and nothing more: operator/stylegan_operator/kube.py makes every
+call, and tests/unit/chart checks these rules equal manifests/rbac/cluster-role.yaml.
+kopf runs standalone with CRD and namespace scanning off: no peering objects, no
+cluster-wide read of CRDs or namespaces. Bound cluster-wide (a ClusterRole) only when the
+operator serves every namespace; otherwise as a Role in each served namespace.
+*/}}
+{{- define "stylegan-operator.operatorRules" -}}
+# Application: the runs, watched by kopf, which also patches its annotations and
+# finalizer; deleted when ttlSecondsAfterFinished runs out.
+- apiGroups: [stylegan.dev]
+  resources: [styleganruns]
+  verbs: [get, list, watch, patch, delete]
+# Application: the status the operator writes. Holding get/patch here is also what lets it
+# create each run's trainer Role, which grants rank 0 the same two verbs on its own run.
+- apiGroups: [stylegan.dev]
+  resources: [styleganruns/status]
+  verbs: [get, patch]
+# Application: one Job per attempt; patched to suspend it, deleted when replaced.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch, create, patch, delete]
+# Application: pods are only read: their lifetimes are the cost, their states the lifecycle.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+# Application: the attempt's trainer options, and the headless Service for the rendezvous.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, create]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, create]
+# Application: the per-run ServiceAccount, Role and RoleBinding that let the trainer's
+# rank 0 patch its own run's status (operator/stylegan_operator/lifecycle.py
+# build_status_role: get/patch on styleganruns/status, resourceNames: [the run]).
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, create]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [get, create]
+# Framework: kopf posts the lifecycle Events on the runs.
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end }}
