@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Create (once) the Python virtual environment and link it as ./.venv.
+# Make ./.venv: a thin per-checkout virtualenv layered over a shared dependency venv.
 #
-# The environment lives in the cache folder, keyed by a hash of the dependency lists in
-# pyproject.toml (nothing else in that file), because
-# torch from PyPI is a CUDA build of several GB: a fresh clone reuses it in seconds, and a
-# change of dependencies makes a new one. The project itself is installed editable into it
-# on every call (no dependencies, a few seconds), so the venv always runs this checkout.
+# Two layers, because torch from PyPI is a CUDA build of several GB:
+#  1. the dependency venv, in the cache folder, keyed by a hash of the dependency lists in
+#     pyproject.toml (nothing else in that file). Created once; a fresh clone reuses it, a
+#     change of dependencies makes a new one. The project itself is NOT installed there, so
+#     two checkouts (a CI clone beside a working tree) never fight over it.
+#  2. ./.venv, made on every call in a second or two: `venv --without-pip`, a .pth file that
+#     adds the dependency venv's site-packages, this checkout installed editable (so
+#     .venv/bin/stylegan runs this checkout), and the dependency venv's commands (pytest,
+#     torchrun, kubectl, ...) copied in with their first line pointing at .venv/bin/python.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${STYLEGAN_CACHE:-$HOME/.cache/stylegan-operator}"
@@ -18,19 +22,48 @@ print("\n".join(sorted(p["dependencies"] + p["optional-dependencies"]["dev"])))
 PYEOF
 )"
 key="$(printf '%s' "$deps" | sha256sum | cut -c1-12)"
-VENV="$CACHE/venv-$key"
+DEPS="$CACHE/venv-$key"
 
-if [[ ! -f "$VENV/.complete" ]]; then
-  echo "[setup-venv] creating $VENV (first run downloads torch, several GB; later runs reuse it)" >&2
-  rm -rf "$VENV"
+# -- layer 1: the shared dependency venv -------------------------------------------------
+if [[ ! -f "$DEPS/.complete" ]]; then
+  echo "[setup-venv] creating $DEPS (first run downloads torch, several GB; later runs reuse it)" >&2
+  rm -rf "$DEPS"
   mkdir -p "$CACHE"
-  "$PY" -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --upgrade pip setuptools wheel
-  # Dependencies only; the project goes in editable below.
+  "$PY" -m venv "$DEPS"
+  "$DEPS/bin/pip" install --quiet --upgrade pip setuptools wheel
   mapfile -t reqs <<<"$deps"
-  "$VENV/bin/pip" install --progress-bar off "${reqs[@]}"
-  touch "$VENV/.complete"
+  "$DEPS/bin/pip" install --progress-bar off "${reqs[@]}"
+  touch "$DEPS/.complete"
 fi
-ln -sfn "$VENV" "$ROOT/.venv"
-"$VENV/bin/pip" install --quiet --no-deps --no-build-isolation -e "$ROOT" >/dev/null
+# Earlier versions of this script installed the project into the shared venv; undo that.
+if "$DEPS/bin/pip" show --quiet stylegan-operator >/dev/null 2>&1; then
+  "$DEPS/bin/pip" uninstall --quiet --yes stylegan-operator >/dev/null 2>&1 || true
+fi
+
+# -- layer 2: this checkout's .venv ------------------------------------------------------
+VENV="$ROOT/.venv"
+[[ -L "$VENV" ]] && rm -f "$VENV"  # older checkouts had a symlink to the shared venv
+if [[ ! -x "$VENV/bin/python" || "$(cat "$VENV/.deps" 2>/dev/null)" != "$DEPS" ]]; then
+  rm -rf "$VENV"
+  "$PY" -m venv --without-pip "$VENV"
+fi
+site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+deps_site="$("$DEPS/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+# addsitedir (not a bare path) so the dependency venv's own .pth files are honoured too.
+printf 'import site; site.addsitedir(%s)\n' "'$deps_site'" > "$site/stylegan-deps.pth"
+echo "$DEPS" > "$VENV/.deps"
+
+for tool in "$DEPS"/bin/*; do
+  name="$(basename "$tool")"
+  case "$name" in python*|activate*|Activate*|pip*) continue ;; esac
+  [[ -f "$tool" ]] || continue
+  if head -c 2 "$tool" | grep -q '#!' && head -1 "$tool" | grep -q "$DEPS/bin/python"; then
+    { echo "#!$VENV/bin/python"; tail -n +2 "$tool"; } > "$VENV/bin/$name"
+    chmod +x "$VENV/bin/$name"
+  else
+    ln -sfn "$tool" "$VENV/bin/$name"  # native binaries, e.g. kubectl, ruff
+  fi
+done
+"$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$ROOT" \
+  >/dev/null 2>&1 || "$VENV/bin/python" -m pip install --no-deps --no-build-isolation -e "$ROOT"
 echo "$VENV"

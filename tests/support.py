@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("STYLEGAN_CACHE", Path.home() / ".cache" / "stylegan-operator"))
 BIN = CACHE / "bin"
+STYLEGAN = ROOT / ".venv" / "bin" / "stylegan"
+CRD_FILE = ROOT / "manifests" / "crd" / "stylegan.dev_styleganruns.yaml"
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 60.0, interval: float = 0.25,
@@ -91,3 +95,96 @@ class Prometheus:
             return json.loads(r.read())["data"]["activeTargets"]
 
 
+
+
+def install_crd(kubectl: Kubectl) -> str:
+    """Apply the committed StyleGANRun CRD and wait until the API server serves it."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s",
+            "crd/styleganruns.stylegan.dev")
+    return "styleganruns.stylegan.dev"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class OperatorProcess:
+    """``stylegan operator`` serving one namespace, as a subprocess."""
+
+    kubeconfig: Path
+    namespace: str
+    log_path: Path
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen | None = None
+    metrics_port: int = 0
+    liveness_port: int = 0
+    starts: int = 0
+
+    def start(self) -> OperatorProcess:
+        self.metrics_port = free_port()
+        self.liveness_port = free_port()
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PYTHONUNBUFFERED": "1",
+        }
+        argv = [
+            str(STYLEGAN), "operator", "--namespace", self.namespace,
+            "--interval", "2", "--liveness-address", "127.0.0.1",
+            "--liveness-port", str(self.liveness_port),
+            "--metrics-port", str(self.metrics_port),
+            "--trainer-image", "registry.invalid/stylegan-trainer:test",
+            *self.extra_args,
+        ]
+        log = self.log_path.open("ab")
+        log.write(f"\n=== start {self.starts + 1}: {' '.join(argv)}\n".encode())
+        log.flush()
+        self.process = subprocess.Popen(
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=ROOT, start_new_session=True,
+        )
+        log.close()
+        self.starts += 1
+        wait_for(self.healthy, timeout=90, interval=0.25, what="the operator's /healthz")
+        return self
+
+    def healthy(self) -> bool:
+        if self.process is None or self.process.poll() is not None:
+            pytest.fail(f"the operator exited ({self.process and self.process.returncode}):\n"
+                        + self.log_tail())
+        try:
+            url = f"http://127.0.0.1:{self.liveness_port}/healthz"
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                return reply.status == 200
+        except OSError:
+            return False
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return reply.read().decode()
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, no last patch, as when a node dies."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -32,6 +32,7 @@ import click
 from stylegan_operator import render
 from stylegan_operator.cost import CostError, format_money
 from stylegan_operator.spec import GROUP, PLURAL, VERSION
+from stylegan_trainer.kubeapi import api_message as _api_message
 
 EXIT_BAD_INPUT: Final = 64
 EXIT_RETRYABLE: Final = 75
@@ -383,15 +384,6 @@ class Cluster:
             response.release_conn()
 
 
-def _api_message(body: Any) -> str:
-    """The API server's own words from an error reply (a Status object), e.g. why a log
-    cannot be read yet (``container "trainer" ... is waiting to start``)."""
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    try:
-        return str(json.loads(body).get("message") or body)
-    except (TypeError, ValueError, AttributeError):
-        return str(body)[:500]
 
 
 # --------------------------------------------------------------------------- commands

@@ -25,6 +25,8 @@ from typing import Any, Final
 from stylegan_operator import render
 from stylegan_operator.lifecycle import Observed, Plan, diff_status
 from stylegan_operator.spec import GROUP, PLURAL, VERSION
+from stylegan_trainer.kubeapi import api_message as _api_message
+from stylegan_trainer.kubeapi import send
 
 MERGE_PATCH: Final = "application/merge-patch+json"
 REQUEST_TIMEOUT: Final = (10.0, 60.0)  # (connect, read) seconds
@@ -104,8 +106,9 @@ class Kube:
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
         try:
-            status, reason, data = send(self.api, method, path, list((query or {}).items()),
-                                        headers, body)
+            status, reason, data = send(self.api, method, path, headers, body,
+                                        query=list((query or {}).items()),
+                                        timeout=REQUEST_TIMEOUT)
         except Exception as exc:  # urllib3/socket errors: the API server is out of reach
             message = f"{method} {path}: {type(exc).__name__}: {exc}"
             raise KubeError(message, transient=True) from exc
@@ -209,47 +212,3 @@ class Kube:
         return done
 
 
-def send(
-    api: Any, method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str],
-    body: Any,
-) -> tuple[int, str, bytes]:
-    """(status, reason, body) of one authenticated request through a kubernetes ApiClient.
-
-    Clients from kubernetes 35 on (OpenAPI generator 7) split ``param_serialize`` and
-    ``call_api`` and return every status; older ones raise ``ApiException`` for errors.
-    """
-    if hasattr(api, "param_serialize"):
-        method, url, headers, body, post = api.param_serialize(
-            method=method, resource_path=path, query_params=query, header_params=headers,
-            body=body, auth_settings=["BearerToken"],
-        )  # fmt: skip
-        reply = api.call_api(method, url, header_params=headers, body=body, post_params=post,
-                             _request_timeout=REQUEST_TIMEOUT)
-        return int(reply.status), str(reply.reason), _bytes(reply.read())
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        reply = api.call_api(
-            path, method, query_params=query, header_params=headers, body=body,
-            auth_settings=["BearerToken"], _preload_content=False,
-            _return_http_data_only=True, _request_timeout=REQUEST_TIMEOUT,
-        )  # fmt: skip
-    except ApiException as exc:
-        return int(exc.status or 0), str(exc.reason), _bytes(exc.body)
-    return int(reply.status), str(reply.reason), _bytes(reply.data)
-
-
-def _bytes(data: Any) -> bytes:
-    if data is None:
-        return b""
-    return data.encode() if isinstance(data, str) else bytes(data)
-
-
-def _api_message(body: Any) -> str:
-    """The API server's own message from an error reply (a Status object)."""
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    try:
-        return str(json.loads(body).get("message") or body)
-    except (TypeError, ValueError, AttributeError):
-        return str(body)[:500]

@@ -181,43 +181,14 @@ def kubernetes_sender(namespace: str, run: str, api_client: Any) -> Sender:
     headers = {"Content-Type": "application/merge-patch+json", "Accept": "application/json"}
 
     def send(patch: dict[str, Any]) -> None:
-        status, reason, body = _request(api_client, "PATCH", path, headers, patch)
+        status, reason, body = send(api_client, "PATCH", path, headers, patch,
+                                    timeout=REQUEST_TIMEOUT)
         if not 200 <= status < 300:
             raise RuntimeError(f"PATCH {path}: {status} {reason}: {body[:300]!r}")
 
     return send
 
 
-def _request(
-    api: Any, method: str, path: str, headers: dict[str, str], body: Any
-) -> tuple[int, str, bytes]:
-    """(status, reason, body) of one request; kubernetes clients from 35 on split
-    ``param_serialize``/``call_api`` and return every status, older ones raise."""
-    if hasattr(api, "param_serialize"):
-        method, url, headers, body, post = api.param_serialize(
-            method=method, resource_path=path, header_params=headers, body=body,
-            auth_settings=["BearerToken"],
-        )  # fmt: skip
-        reply = api.call_api(method, url, header_params=headers, body=body, post_params=post,
-                             _request_timeout=REQUEST_TIMEOUT)
-        return int(reply.status), str(reply.reason), _bytes(reply.read())
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        reply = api.call_api(
-            path, method, header_params=headers, body=body, auth_settings=["BearerToken"],
-            _preload_content=False, _return_http_data_only=True,
-            _request_timeout=REQUEST_TIMEOUT,
-        )  # fmt: skip
-    except ApiException as exc:
-        return int(exc.status or 0), str(exc.reason), _bytes(exc.body)
-    return int(reply.status), str(reply.reason), _bytes(reply.data)
-
-
-def _bytes(data: Any) -> bytes:
-    if data is None:
-        return b""
-    return data.encode() if isinstance(data, str) else bytes(data)
 
 
 def run_namespace(env: Mapping[str, str]) -> str | None:

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import signal
 import subprocess
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import ROOT, Kubectl, wait_for
+from tests.support import ROOT, Kubectl, OperatorProcess, install_crd, wait_for
 from tests.unit.chart.helmtool import CHART, helm
 
 STYLEGAN = ROOT / ".venv" / "bin" / "stylegan"
@@ -58,11 +55,7 @@ def make_namespace(kubectl: Kubectl, name: str) -> str:
 def crd(kubectl: Kubectl) -> str:
     """The CRD as ``kubectl apply`` installs it, for tests that need no chart (a later
     ``helm install`` finds it there and leaves it, as Helm does with ``crds/``)."""
-    kubectl("apply", "--server-side", "--force-conflicts", "-f",
-            str(ROOT / "manifests" / "crd" / "stylegan.dev_styleganruns.yaml"))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s",
-            "crd/styleganruns.stylegan.dev")
-    return "styleganruns.stylegan.dev"
+    return install_crd(kubectl)
 
 
 @dataclass
@@ -139,57 +132,5 @@ def service_account_kubeconfig(
     return path
 
 
-@dataclass
-class LocalOperator:
-    """``stylegan operator --namespace NS`` as a local process with a given kubeconfig."""
-
-    kubeconfig: Path
-    namespace: str
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-    liveness_port: int = 0
-
-    def start(self) -> LocalOperator:
-        import localcluster
-
-        self.liveness_port = localcluster.free_port()
-        argv = [
-            str(STYLEGAN), "operator", "--namespace", self.namespace, "--interval", "2",
-            "--liveness-address", "127.0.0.1", "--liveness-port", str(self.liveness_port),
-            "--metrics-port", str(localcluster.free_port()),
-            "--trainer-image", "registry.invalid/stylegan-trainer:test",
-        ]  # fmt: skip
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=ROOT, start_new_session=True,
-            )  # fmt: skip
-        wait_for(self.healthy, timeout=90, what="the local operator's /healthz")
-        return self
-
-    def healthy(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            pytest.fail(f"the operator exited ({self.process.returncode}):\n{self.log_tail()}")
-        try:
-            url = f"http://127.0.0.1:{self.liveness_port}/healthz"
-            with urllib.request.urlopen(url, timeout=2) as reply:
-                return reply.status == 200
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def log_tail(self, lines: int = 80) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+# The operator as a local process: the same helper the operator tests use.
+LocalOperator = OperatorProcess

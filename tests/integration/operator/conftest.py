@@ -15,20 +15,16 @@ Helpers (:class:`Runs`) read runs and wait for phases with bounded waits.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.support import ROOT, Kubectl, wait_for
+from tests.support import ROOT, Kubectl, OperatorProcess, install_crd, wait_for
 
 sys.path.insert(0, str(ROOT / "hack"))
 
@@ -43,10 +39,7 @@ OPERATOR_ACCOUNT = "stylegan-operator"
 
 @pytest.fixture(scope="session")
 def crd(kubectl: Kubectl) -> str:
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s",
-            "crd/styleganruns.stylegan.dev")
-    return "styleganruns.stylegan.dev"
+    return install_crd(kubectl)
 
 
 @pytest.fixture(scope="session")
@@ -71,85 +64,6 @@ def operator_kubeconfig(
     path.write_text(json.dumps(config))
     path.chmod(0o600)
     return path
-
-
-@dataclass
-class OperatorProcess:
-    """``stylegan operator`` serving one namespace, as a subprocess."""
-
-    kubeconfig: Path
-    namespace: str
-    log_path: Path
-    extra_args: list[str] = field(default_factory=list)
-    process: subprocess.Popen | None = None
-    metrics_port: int = 0
-    liveness_port: int = 0
-    starts: int = 0
-
-    def start(self) -> OperatorProcess:
-        self.metrics_port = localcluster.free_port()
-        self.liveness_port = localcluster.free_port()
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(self.kubeconfig),
-            "PYTHONUNBUFFERED": "1",
-        }
-        argv = [
-            str(STYLEGAN), "operator", "--namespace", self.namespace,
-            "--interval", "2", "--liveness-address", "127.0.0.1",
-            "--liveness-port", str(self.liveness_port),
-            "--metrics-port", str(self.metrics_port),
-            "--trainer-image", "registry.invalid/stylegan-trainer:test",
-            *self.extra_args,
-        ]
-        log = self.log_path.open("ab")
-        log.write(f"\n=== start {self.starts + 1}: {' '.join(argv)}\n".encode())
-        log.flush()
-        self.process = subprocess.Popen(
-            argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=ROOT, start_new_session=True,
-        )
-        log.close()
-        self.starts += 1
-        wait_for(self.healthy, timeout=90, interval=0.25, what="the operator's /healthz")
-        return self
-
-    def healthy(self) -> bool:
-        if self.process is None or self.process.poll() is not None:
-            pytest.fail(f"the operator exited ({self.process and self.process.returncode}):\n"
-                        + self.log_tail())
-        try:
-            url = f"http://127.0.0.1:{self.liveness_port}/healthz"
-            with urllib.request.urlopen(url, timeout=2) as reply:
-                return reply.status == 200
-        except OSError:
-            return False
-
-    def metrics(self) -> str:
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            return reply.read().decode()
-
-    def kill(self) -> None:
-        """SIGKILL: no clean-up, no last patch, as when a node dies."""
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def log_tail(self, lines: int = 60) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
 @pytest.fixture
