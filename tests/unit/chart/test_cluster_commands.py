@@ -138,7 +138,8 @@ def test_the_newest_grid_is_the_one_with_most_images() -> None:
     assert cc.latest_grid(["samples/reals.png"]) is None
 
 
-def test_samples_copies_the_newest_grid(tmp_path: Path) -> None:
+def test_samples_copies_the_newest_grid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the default output file lands in the working directory
     store = tmp_path / "run"
     (store / "samples").mkdir(parents=True)
     (store / "samples" / "fakes-000004000.png").write_bytes(b"old")
@@ -150,6 +151,7 @@ def test_samples_copies_the_newest_grid(tmp_path: Path) -> None:
     default = CliRunner().invoke(cc.samples_cmd, ["faces", "--storage", str(store)],
                                  catch_exceptions=False)
     assert "faces-16kimg.png" in default.output
+    assert (tmp_path / "faces-16kimg.png").read_bytes() == b"\x89PNG newest"
 
 
 def test_samples_without_a_grid_yet_is_retryable(tmp_path: Path) -> None:
