@@ -7,7 +7,8 @@ chart (``charts/stylegan-operator/dashboards/``), where the chart ships them to 
   pods cost per hour, and the rate the cost counter really grows at), projected total
   against budget, GPU-hours and GPUs held, the cost of work lost to failures, prices.
 * ``stylegan-training``: kimg against the target, progress and ETA, sec/kimg, images/s,
-  losses, ADA's augment p, restarts and preemptions, the phase over time.
+  losses, ADA's augment p, restarts and preemptions, the age of the last checkpoint, the
+  phase over time.
 
 Usage::
 
@@ -87,6 +88,9 @@ RUN_LEGEND = "{{namespace}}/{{run}}"
 
 # Grafana palette names, from calm to alarming.
 GREEN, ORANGE, RED, BLUE, PURPLE, GREY = "green", "orange", "red", "blue", "purple", "text"
+# Seconds without a new checkpoint after which monitoring/alerts.yaml warns
+# (StyleGANRunNoRecentCheckpoint); the checkpoint age panel turns red there too.
+CHECKPOINT_STALE_S = 2 * 3600
 PHASE_COLOURS = {"Pending": BLUE, "Running": GREEN, "Suspended": GREY, "Restarting": ORANGE,
                  "Succeeded": PURPLE, "Failed": RED}
 
@@ -380,11 +384,19 @@ def training_dashboard() -> dashboard.Dashboard:
     failures: list[Panel] = [
         single("Restarts", "Attempts restarted after a failure.", "none",
                [Query(f"sum(stylegan_run_restarts_total{{{RUN}}})", "restarts")],
-               width=6, decimals=0),
+               width=4, decimals=0),
         single("Preemptions", "Attempts lost to preemption or disruption (not counted "
                "against backoffLimit).", "none",
                [Query(f"sum(stylegan_run_preemptions_total{{{RUN}}})", "preemptions")],
-               width=6, decimals=0),
+               width=4, decimals=0),
+        single("Last checkpoint age", "Time since each run's newest checkpoint was written: "
+               "what a failure now would throw away. Orange from 1 h, red from 2 h (the "
+               "StyleGANRunNoRecentCheckpoint alert's threshold). No value before the first "
+               "checkpoint.", "dtdurations",
+               [Query("time() - " + by_run("max",
+                                           "stylegan_run_last_checkpoint_timestamp_seconds"))],
+               width=4, decimals=None)
+        .thresholds(_thresholds((None, GREEN), (3600, ORANGE), (CHECKPOINT_STALE_S, RED))),
         graph("Restarts and preemptions", "Cumulative count of each, per run.", "none", [
             Query(by_run("max", "stylegan_run_restarts_total"), RUN_LEGEND + " restarts"),
             Query(by_run("max", "stylegan_run_preemptions_total"), RUN_LEGEND + " preemptions"),
@@ -393,9 +405,9 @@ def training_dashboard() -> dashboard.Dashboard:
     return _assemble(
         "StyleGAN / Training", "stylegan-training",
         "How StyleGAN runs train: kimg against target, speed, losses, augmentation, "
-        "restarts and phase.",
+        "restarts, checkpoint age and phase.",
         [("Progress", progress), ("Speed", speed), ("Losses and augmentation", health),
-         ("Restarts and preemptions", failures)],
+         ("Restarts, preemptions and checkpoints", failures)],
         with_currency=False,
     )
 

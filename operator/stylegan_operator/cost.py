@@ -906,7 +906,8 @@ class _OpenPod:
     units: float
     start: datetime
     seen: datetime
-    """Last time the pod was listed (its usage counted up to here at least)."""
+    """Last time the pod was listed running: its usage was priced up to here, so it never
+    closes earlier (see :meth:`SpendLedger._close`)."""
     deadline: datetime | None
     """Its deletionTimestamp, when seen terminating."""
 
@@ -921,6 +922,12 @@ class SpendLedger:
       deleted and gone before the next reconcile still counts up to its deletion time when
       one was seen, else up to the last time it was listed. The operator calls
       :meth:`close` just before it deletes pods itself, which makes its own deletions exact.
+    * A pod closes at the later of its own end and the last time it was seen running. While
+      it runs it is priced up to ``now`` (to the microsecond), but its end is
+      ``finishedAt``, whole seconds, and the kubelet reports it late: closing at
+      ``finishedAt`` alone would give back up to a few seconds of burn already reported,
+      and a run's cost would drop when a pod ends. The open entry's ``seen`` is what was
+      priced, so closing never goes below it (at most the status lag is over-counted).
     * :meth:`to_status` / :meth:`from_status` round-trip through a small JSON mapping, so
       an operator restart loses nothing.
 
@@ -936,6 +943,9 @@ class SpendLedger:
     def _close(self, uid: str, usage: PodUsage, pricing: RunPricing) -> None:
         if uid in self.counted:
             return
+        opened = self.open.pop(uid, None)
+        if opened is not None and opened.seen > usage.end:
+            usage = replace(usage, end=opened.seen)  # never below what was already reported
         row = self.totals.setdefault(usage.gpu_type, [0.0, 0.0, 0.0, 0.0])
         row[0] += usage.unit_seconds
         row[1] += usage.seconds
@@ -943,10 +953,10 @@ class SpendLedger:
         row[3] = pricing.unit_price(usage.gpu_type, usage.spot)
         self.counted.append(uid)
         del self.counted[:-MAX_COUNTED_UIDS]
-        self.open.pop(uid, None)
 
     def close(self, pod: Mapping[str, Any], now: datetime, pricing: RunPricing) -> None:
-        """Count a pod as ended at ``now`` (call it before deleting the pod)."""
+        """Count a pod as ended at ``now`` (call it before deleting the pod); never earlier
+        than the last time :meth:`observe` priced it running."""
         usage = pricing.usage(pod, now)
         if usage is not None:
             ended = replace(usage, end=min(usage.end, now), running=False)

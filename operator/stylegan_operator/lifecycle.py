@@ -49,6 +49,10 @@ Failures (see ``render``'s docstring for the Job's ``podFailurePolicy``):
   naming the field (and ``handlers`` raises ``kopf.PermanentError``); a later spec
   generation is looked at again.
 
+Both kinds of restart post a ``WorkLost`` Warning Event naming the kimg trained since the
+last checkpoint (thrown away: the next attempt resumes from that checkpoint) and what that
+training cost; the cost adds up in ``status.lostWorkCostUsd``.
+
 Each new Job carries annotations with the counters it was created with
 (:data:`ANNOTATION_RESTARTS`, :data:`ANNOTATION_PREEMPTIONS`, :data:`ANNOTATION_REASON`),
 so a crash between creating it and writing the status loses no count.
@@ -61,7 +65,9 @@ Cost: the run's pods are folded into a :class:`~stylegan_operator.cost.SpendLedg
 
 Progress: rank 0 of the trainer merge-patches ``status.progress`` (``status_report`` in the
 trainer); the operator copies ``kimg``, ``secPerKimg`` and ``lastCheckpoint`` to the
-top-level fields the printer columns show, and projects from them.
+top-level fields the printer columns show, and projects from them. A checkpoint keeps the
+time it was first reported (``_checkpoint_ref``); the metrics sample exports it as
+``stylegan_run_last_checkpoint_timestamp_seconds``, which the checkpoint-age alert watches.
 """
 
 from __future__ import annotations
@@ -86,6 +92,7 @@ from stylegan_operator.cost import (
     budget_state,
     currency_decimals,
     format_duration,
+    format_money,
     lost_work_cost,
     pod_usage,
     project,
@@ -129,6 +136,7 @@ REASON_JOB_CREATED: Final = "JobCreated"
 REASON_ALL_PODS_RUNNING: Final = "AllPodsRunning"
 REASON_COMPLETED: Final = "Completed"
 REASON_NO_PRICE: Final = "NoPrice"
+REASON_WORK_LOST: Final = "WorkLost"
 
 ANNOTATION_REASON: Final = "stylegan.dev/attempt-reason"
 ANNOTATION_RESTARTS: Final = "stylegan.dev/restarts"
@@ -874,8 +882,12 @@ def _restart(
         d.preemptions += 1
     else:
         d.restarts += 1
-    d.lost_work_usd += _lost_work_usd(spec, progress, pricing, d.now)
+    lost_usd = _lost_work_usd(spec, progress, pricing, d.now)
+    d.lost_work_usd += lost_usd
     d.event("Warning", reason, f"{why}; starting attempt {attempt + 1}")
+    lost = _work_lost_message(attempt, progress, lost_usd, pricing)
+    if lost is not None:
+        d.event("Warning", REASON_WORK_LOST, lost)
     _new_attempt(d, spec, attempt + 1, reason, start, progress, pricing, why=why)
 
 
@@ -1098,9 +1110,10 @@ def _budget(
     budget_usd = pricing.catalog.to_usd(budget, pricing.display_currency, "spec.cost.budget")
     projected = projection.projected_cost if projection else None
     state = budget_state(snapshot.cost_usd, projected, budget_usd)
-    # Latched: spend measured on a running pod can read a second more than the same pod
-    # once it ended (timestamps have whole seconds), so a run suspended at its budget
-    # could dip under it and resume, again and again. Only a raised budget lets it go.
+    # Latched: the spend of a run suspended at its budget can still dip under it (a price
+    # lowered in the spec reprices its running pods; a reset ledger), and the run would
+    # resume and stop again and again. Only a raised budget lets it go. (Pods ending no
+    # longer cause a dip: the ledger closes them no earlier than it last priced them.)
     latched = _float(d.old.get("budgetExceededAt"))
     if state == BUDGET_OVER:
         d.status["budgetExceededAt"] = budget
@@ -1134,15 +1147,13 @@ def _lost_work_usd(
     """What the training since the last checkpoint cost: thrown away by a restart."""
     if pricing is None:
         return 0.0
-    kimg = _float(progress.get("kimg"))
+    lost_kimg = _kimg_since_checkpoint(progress)
     sec = _float(progress.get("secPerKimg"))
-    last = progress.get("lastCheckpoint") or {}
-    saved = _float(last.get("kimg")) if isinstance(last, Mapping) else None
-    if kimg is None or not sec:
+    if lost_kimg is None or not sec:
         return 0.0
     try:
         return lost_work_cost(
-            max(kimg - (saved or 0.0), 0.0), sec,
+            lost_kimg, sec,
             spec.node_count * _units_per_node(spec, now),
             pricing.unit_price(spec.resources.gpu_type, False),
             price_per_node_hour=pricing.node_price(spec.resources.gpu_type, False),
@@ -1150,6 +1161,49 @@ def _lost_work_usd(
         )  # fmt: skip
     except CostError:
         return 0.0
+
+
+def _checkpoint_kimg(progress: Mapping[str, Any]) -> float | None:
+    """The kimg of the last checkpoint the trainer reported, None before the first."""
+    last = progress.get("lastCheckpoint")
+    return _float(last.get("kimg")) if isinstance(last, Mapping) else None
+
+
+def _kimg_since_checkpoint(progress: Mapping[str, Any]) -> float | None:
+    """The training a failure throws away: reported kimg minus the last checkpoint's (the
+    whole run so far without one); None before the trainer reported any progress."""
+    kimg = _float(progress.get("kimg"))
+    if kimg is None:
+        return None
+    return max(kimg - (_checkpoint_kimg(progress) or 0.0), 0.0)
+
+
+def _kimg_text(kimg: float) -> str:
+    """kimg to the image (``130``, ``0.012``, ``1234.5``), as short as that allows."""
+    return f"{round(kimg, 3):g}"
+
+
+def _work_lost_message(
+    attempt: int, progress: Mapping[str, Any], lost_usd: float, pricing: RunPricing | None
+) -> str | None:
+    """The ``WorkLost`` Event's words; None when the trainer never reported its kimg (then
+    nothing is known about what was lost)."""
+    lost = _kimg_since_checkpoint(progress)
+    if lost is None:
+        return None
+    kimg = _float(progress.get("kimg")) or 0.0
+    saved = _checkpoint_kimg(progress)
+    checkpoint = (
+        "no checkpoint yet" if saved is None else f"last checkpoint at kimg {_kimg_text(saved)}"
+    )
+    if pricing is not None and _float(progress.get("secPerKimg")):
+        cost = "costing " + format_money(lost_usd * pricing.exchange_rate, pricing.display_currency)
+    else:
+        cost = "at a cost not known (no price, or no measured sec/kimg)"
+    return (
+        f"attempt {attempt} lost {_kimg_text(lost)} kimg of training (reported kimg "
+        f"{_kimg_text(kimg)}, {checkpoint}), {cost}"
+    )
 
 
 # --------------------------------------------------------------------------- status
@@ -1187,9 +1241,7 @@ def _finish(
             status["secPerKimg"] = round(sec, 3)
         last = progress.get("lastCheckpoint")
         if isinstance(last, Mapping) and last.get("uri"):
-            status["lastCheckpoint"] = {
-                k: last[k] for k in ("uri", "kimg", "time") if last.get(k) is not None
-            }
+            status["lastCheckpoint"] = _checkpoint_ref(last, d.old.get("lastCheckpoint"))
     if snapshot is not None and pricing is not None:
         status.update(snapshot.to_status())
         rate = pricing.exchange_rate
@@ -1229,8 +1281,34 @@ def _finish(
             restarts=d.restarts,
             preemptions=d.preemptions,
             lost_work_cost_usd=d.lost_work_usd,
+            last_checkpoint_time=_checkpoint_time(
+                status.get("lastCheckpoint") or d.old.get("lastCheckpoint")
+            ),
         )
     return d.plan
+
+
+def _checkpoint_ref(reported: Mapping[str, Any], known: Any) -> dict[str, Any]:
+    """``status.lastCheckpoint`` from the trainer's report, keeping the time it was written.
+
+    The trainer stamps ``lastCheckpoint.time`` with the time of each progress report, so
+    the same checkpoint comes back with a newer time every tick. A checkpoint already in
+    the status (same uri) keeps its earlier time: the time it was first reported, within
+    one report of when it was written. Otherwise its age, and the alert on it, would never
+    grow.
+    """
+    ref = {k: reported[k] for k in ("uri", "kimg", "time") if reported.get(k) is not None}
+    if isinstance(known, Mapping) and known.get("uri") == ref["uri"]:
+        earlier = _parse_time(known.get("time"))
+        reported_time = _parse_time(ref.get("time"))
+        if earlier is not None and (reported_time is None or earlier < reported_time):
+            ref["time"] = known["time"]
+    return ref
+
+
+def _checkpoint_time(ref: Any) -> datetime | None:
+    """When the checkpoint ``status.lastCheckpoint`` names was written, if it says."""
+    return _parse_time(ref.get("time")) if isinstance(ref, Mapping) else None
 
 
 def diff_status(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:

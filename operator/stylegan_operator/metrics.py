@@ -13,9 +13,15 @@ highest value it has exported for each series and never exports less, so a count
 goes down even if a total is recomputed lower or an exchange rate drops. Forgetting a
 deleted run (:func:`remove_run`) drops all its series at once.
 
+Times are Unix timestamps, not ages, as Prometheus convention has it: a timestamp needs no
+update between reconciles and stays true when the operator stops updating it; a query takes
+the age as ``time() - stylegan_run_last_checkpoint_timestamp_seconds``.
+
 Everything registers on a dedicated :data:`REGISTRY`, never on prometheus_client's global
 one, so tests build their own and stay isolated. :class:`TrainerMetrics` is the trainer's
-side (rank 0 exposes it from its own process); it imports neither torch nor kopf.
+side (rank 0 exposes it from its own process): it lives in
+``stylegan_trainer.metrics_export`` and is re-exported here; it imports neither torch nor
+kopf.
 """
 
 from __future__ import annotations
@@ -24,12 +30,22 @@ import math
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from stylegan_operator.cost import USD, Projection, SpendSnapshot
+
+# The trainer's gauges live with the trainer (its rank 0 serves them); re-exported here so
+# the operator's dashboards and tests describe both sides from one module.
+from stylegan_trainer.metrics_export import TrainerMetrics
+
+__all__ = [
+    "PHASES", "REGISTRY", "RUN_METRICS", "RunCollector", "RunMetrics", "RunSample",
+    "TrainerMetrics", "remove_run", "update_run",
+]  # fmt: skip
 
 PHASES = ("Pending", "Running", "Suspended", "Restarting", "Succeeded", "Failed")
 """The run phases of DESIGN.md; ``stylegan_run_phase`` is 1 for the current one, 0 else."""
@@ -60,6 +76,9 @@ class RunSample:
     """Cumulative cost of work lost to failures (see cost.lost_work_cost)."""
     price_per_gpu_hour_usd: Mapping[str, float] = field(default_factory=dict)
     """Per GPU type; defaults to the prices the spend snapshot applied."""
+    last_checkpoint_time: datetime | None = None
+    """When the run's newest checkpoint was written (``status.lastCheckpoint.time``);
+    None before the first one, and then the series is absent rather than 0."""
 
 
 def _finite(value: float | None) -> float | None:
@@ -68,6 +87,13 @@ def _finite(value: float | None) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+def _unix_seconds(moment: datetime) -> float:
+    """Seconds since the epoch; a naive time is taken as UTC (as Kubernetes writes them)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 class RunCollector(Collector):
@@ -175,6 +201,11 @@ class RunCollector(Collector):
                 labels=money,
             ),
             GaugeMetricFamily(
+                "stylegan_run_last_checkpoint_timestamp_seconds",
+                "Unix time the run's newest checkpoint was written (absent before the first).",
+                labels=list(RUN_LABELS),
+            ),
+            GaugeMetricFamily(
                 "stylegan_run_phase",
                 "1 for the run's current phase, 0 for the others.",
                 labels=[*RUN_LABELS, "phase"],
@@ -221,6 +252,12 @@ class RunCollector(Collector):
             gauge("stylegan_run_eta_seconds", run, sample.projection.remaining_seconds)
         gauge("stylegan_run_kimg", run, sample.kimg)
         gauge("stylegan_run_target_kimg", run, sample.target_kimg)
+        if sample.last_checkpoint_time is not None:
+            gauge(
+                "stylegan_run_last_checkpoint_timestamp_seconds",
+                run,
+                _unix_seconds(sample.last_checkpoint_time),
+            )
         counter("stylegan_run_restarts", run, sample.restarts)
         counter("stylegan_run_preemptions", run, sample.preemptions)
         phases = PHASES if sample.phase in PHASES else (*PHASES, sample.phase)
@@ -244,64 +281,6 @@ class RunMetrics:
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""
-        return generate_latest(self.registry)
-
-
-class TrainerMetrics:
-    """The trainer's gauges (rank 0 serves them); values that are None are left as they were."""
-
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.seconds_per_kimg = Gauge(
-            "stylegan_trainer_seconds_per_kimg",
-            "Wall seconds per thousand real images over the last tick.",
-            registry=r,
-        )
-        self.kimg = Gauge("stylegan_trainer_kimg", "Thousands of real images shown.", registry=r)
-        self.images_per_second = Gauge(
-            "stylegan_trainer_images_per_second", "Real images shown per second.", registry=r
-        )
-        self.loss = Gauge(
-            "stylegan_trainer_loss",
-            "Latest value of each loss term (NaN when it diverged).",
-            ["name"],
-            registry=r,
-        )
-        self.augment_p = Gauge(
-            "stylegan_trainer_augment_p", "ADA augmentation probability.", registry=r
-        )
-        self.gpu_memory_bytes = Gauge(
-            "stylegan_trainer_gpu_memory_bytes",
-            "Peak GPU memory allocated since the last tick.",
-            registry=r,
-        )
-
-    def update(
-        self,
-        *,
-        kimg: float | None = None,
-        sec_per_kimg: float | None = None,
-        images_per_second: float | None = None,
-        losses: Mapping[str, float] | None = None,
-        augment_p: float | None = None,
-        gpu_memory_bytes: float | None = None,
-    ) -> None:
-        for gauge, value in (
-            (self.kimg, kimg),
-            (self.seconds_per_kimg, sec_per_kimg),
-            (self.images_per_second, images_per_second),
-            (self.augment_p, augment_p),
-            (self.gpu_memory_bytes, gpu_memory_bytes),
-        ):
-            number = _finite(value)
-            if number is not None:
-                gauge.set(number)
-        for name, value in (losses or {}).items():
-            # A NaN loss is news (the run diverged), so it is exported as is.
-            self.loss.labels(name=str(name)).set(float(value))
-
-    def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
 

@@ -58,6 +58,7 @@ from stylegan_operator.spec import (
 
 TRAINER_CONTAINER = "trainer"
 C10D_PORT = 29400
+METRICS_PORT = 9400  # rank 0's /metrics (trainer option metrics_port); the PodMonitor's `metrics`
 CONFIG_DIR = "/etc/stylegan"
 CONFIG_FILE = "train.yaml"
 CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_FILE}"
@@ -250,6 +251,7 @@ def trainer_options(spec: RunSpec, resume_uri: str | None = None) -> dict[str, A
         # "latest": the newest checkpoint in checkpoint_uri, or a fresh start when none.
         "resume": resume_uri or "latest",
         "progress_bar": "off",  # pod logs are not a terminal
+        "metrics_port": METRICS_PORT,
     }
     if ckpt is not None:
         opts["checkpoint_uri"] = ckpt.uri
@@ -515,7 +517,12 @@ def build_job(
         command=["torchrun"],
         args=torchrun_args(spec, job, svc, f"{_meta(run_meta, 'uid')}-a{attempt}", count),
         env=trainer_env(run_meta, spec, attempt),
-        ports=[{"name": "c10d", "containerPort": C10D_PORT, "protocol": "TCP"}],
+        ports=[
+            {"name": "c10d", "containerPort": C10D_PORT, "protocol": "TCP"},
+            # Every pod declares it, since the rendezvous (not the pod index) decides which
+            # pod holds rank 0; only that one listens, the other targets read as down.
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
         resources=_compute_resources(spec),
         securityContext=container_security_context(),
         volumeMounts=mounts,

@@ -61,6 +61,7 @@ from stylegan_trainer.errors import (
     StorageError,
 )
 from stylegan_trainer.loss import StyleGAN2Loss, ema_beta, lazy_regularization_hparams, update_ema
+from stylegan_trainer.metrics_export import MetricsExporter, check_port
 from stylegan_trainer.networks import NetworkConfig, build_networks
 from stylegan_trainer.presets import PRESET_NAMES, PresetError, TrainingPreset, resolve_preset
 from stylegan_trainer.progress import (
@@ -126,6 +127,7 @@ class TrainingOptions:
     keep_checkpoints: int = 3
     grid_seeds: int = 32  # the sample grid shows seeds 0..grid_seeds-1 every snapshot
     progress_bar: str = "auto"  # auto (when stderr is a TTY) | on | off
+    metrics_port: int = 0  # rank 0 serves Prometheus /metrics here; 0: off (pods use 9400)
     overrides: dict[str, Any] = field(default_factory=dict)  # preset fields, e.g. lr_g, r1_gamma
 
     @classmethod
@@ -197,6 +199,7 @@ class TrainingOptions:
             raise ConfigError(
                 f"progress_bar: {self.progress_bar!r} is not one of {', '.join(PROGRESS_BAR_MODES)}"
             )
+        check_port(self.metrics_port)
         if not isinstance(self.overrides, dict):
             raise ConfigError("overrides: must be a mapping of preset fields, e.g. {lr_g: 0.002}")
 
@@ -334,6 +337,12 @@ class Trainer:
             if self.ctx.is_main
             else SilentReporter(self.total_nimg / 1000)
         )
+        # Only rank 0 exports (its tick figures are already reduced over the ranks); the
+        # endpoint opens in run(), so building a Trainer binds no port.
+        self.metrics: MetricsExporter | None = None
+        if self.ctx.is_main and options.metrics_port:
+            self.metrics = MetricsExporter()
+            self.reporter.tick_hooks.append(self.metrics)
         resume_state = self._load_resume_state()
 
         torch.manual_seed(options.seed)  # identical initial weights on every rank
@@ -570,6 +579,9 @@ class Trainer:
         deadline = None if options.max_seconds is None else start + options.max_seconds
         restore_handler = self._install_sigterm()
         try:
+            if self.metrics is not None:
+                self.metrics.serve(options.metrics_port)
+                self.metrics.metrics.update(kimg=self.cur_nimg / 1000)  # a resumed run's start
             self.reporter.write_options(self._options_record())
             self._log_start()
             if self.ctx.is_main:

@@ -9,7 +9,11 @@ Per tick (at least every ``tick_kimg`` thousand images):
   ...), the machine-readable history;
 * ``progress.json`` rewritten atomically: ``{kimg, total_kimg, sec_per_kimg, last_checkpoint,
   updated_at, error}``. The operator reads it; any other consumer can be added as a
-  :class:`ProgressHook` (e.g. one that pushes to Prometheus) without touching the loop.
+  :class:`ProgressHook` without touching the loop.
+
+A :class:`TickHook` gets each tick's whole :class:`TickReport` (losses, augment p, memory),
+the record the tick line and ``stats.jsonl`` are made from; the Prometheus endpoint
+(``metrics_export``) is one.
 
 Between ticks a tqdm bar on stderr shows the ETA to the target kimg; it is off when stderr is
 not a terminal unless forced. Non-zero ranks get a reporter that does nothing.
@@ -127,6 +131,12 @@ class ProgressHook(Protocol):
     def __call__(self, progress: Mapping[str, Any]) -> None: ...
 
 
+class TickHook(Protocol):
+    """Something that wants every tick's full report (e.g. the Prometheus gauges)."""
+
+    def __call__(self, report: TickReport) -> None: ...
+
+
 class ProgressFile:
     """A hook that rewrites ``progress.json`` atomically with every change."""
 
@@ -156,11 +166,13 @@ class Reporter:
         progress_bar: str = "auto",
         hooks: Sequence[ProgressHook] = (),
         out: TextIO | None = None,
+        tick_hooks: Sequence[TickHook] = (),
     ) -> None:
         self.outdir = Path(outdir)
         self.total_kimg = total_kimg
         self.out = out or sys.stdout
         self.hooks: list[ProgressHook] = [ProgressFile(self.outdir / PROGRESS_FILE), *hooks]
+        self.tick_hooks: list[TickHook] = list(tick_hooks)
         self.progress: dict[str, Any] = {
             "kimg": 0.0,
             "total_kimg": total_kimg,
@@ -202,6 +214,8 @@ class Reporter:
         self.outdir.mkdir(parents=True, exist_ok=True)
         with open(self.outdir / STATS_FILE, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(report.to_json(), sort_keys=True) + "\n")
+        for hook in self.tick_hooks:
+            hook(report)
         self.update(kimg=report.kimg, sec_per_kimg=report.sec_per_kimg)
 
     def checkpoint(self, name: str) -> None:
@@ -228,6 +242,7 @@ class SilentReporter(Reporter):
     def __init__(self, total_kimg: float = 0.0) -> None:
         self.total_kimg = total_kimg
         self.hooks = []
+        self.tick_hooks = []
         self.progress = {}
         self._bar = None
         self.out = sys.stdout

@@ -1,23 +1,26 @@
 """Money and progress in the run's status, on the real control plane.
 
 * Cost: pods with known lifetimes (bound by the scheduler, ended by the test through kwok)
-  must come out in ``status.cost`` within 1% of lifetime x GPUs x price, computed here
-  independently from the pods' own timestamps.
+  must come out in ``status.cost`` as lifetime x GPUs x price, computed here independently
+  from the pods' own timestamps: no less (1%), and no more than up to when the test saw
+  the run finished (the ledger never prices an ended pod below its last running estimate).
 * Budget: a price so high that a few seconds cost more than the budget suspends the run
   with the ``BudgetExceeded`` condition; raising the budget resumes it.
 * Progress: the trainer's report (a merge patch of ``status.progress`` made with the run's
   own ServiceAccount token, exactly the rights the trainer gets) reaches the top-level
   fields and the projection; the same token may not touch another run or the spec.
-* The operator's /metrics endpoint serves the run's cost.
+* The operator's /metrics endpoint serves the run's cost and its last checkpoint's time
+  (the time the checkpoint was first reported, however often the trainer reports it).
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.operator.conftest import OperatorProcess, Runs, gpu_run
 from tests.support import Kubectl, wait_for
@@ -29,13 +32,18 @@ def parse(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def lifetime_seconds(pod: dict[str, Any]) -> float:
-    """From binding (PodScheduled, else startTime) to the container's finishedAt."""
+def bound_at(pod: dict[str, Any]) -> datetime:
+    """When the pod was bound to its node (PodScheduled, else startTime)."""
     status = pod["status"]
-    start = next((c["lastTransitionTime"] for c in status.get("conditions", [])
-                  if c["type"] == "PodScheduled" and c["status"] == "True"), status["startTime"])
-    ends = [cs["state"]["terminated"]["finishedAt"] for cs in status["containerStatuses"]]
-    return (max(parse(e) for e in ends) - parse(start)).total_seconds()
+    return parse(next((c["lastTransitionTime"] for c in status.get("conditions", [])
+                       if c["type"] == "PodScheduled" and c["status"] == "True"),
+                      status["startTime"]))
+
+
+def lifetime_seconds(pod: dict[str, Any]) -> float:
+    """From binding to the container's finishedAt."""
+    ends = [cs["state"]["terminated"]["finishedAt"] for cs in pod["status"]["containerStatuses"]]
+    return (max(parse(e) for e in ends) - bound_at(pod)).total_seconds()
 
 
 def test_cost_of_pods_with_known_lifetimes_is_exact_within_one_percent(
@@ -46,15 +54,25 @@ def test_cost_of_pods_with_known_lifetimes_is_exact_within_one_percent(
                        training={"batchSize": 64}, cost={"pricePerGpuHour": price}))
     pods = runs.running_pods("meter", 1, 1)
     runs.wait_phase("meter", "Running")
-    runs.wait_status("meter", lambda s: (s.get("cost") or 0) > 0, "some cost while running")
+    # Two seconds of life at least, so that the whole-second timestamps the test prices
+    # below (bound, finishedAt) cannot fall in the same second.
+    runs.wait_status("meter", lambda s: (s.get("cost") or 0) >= 2 * 8 * price / 3600,
+                     "two seconds of cost while running")
     runs.exit_pods(pods, 0)
     runs.wait_phase("meter", "Succeeded")
+    seen_finished = datetime.now(UTC)
     ended = runs.pods("meter")
     expected = sum(lifetime_seconds(p) * 8 * price / 3600 for p in ended)
     assert expected > 0
-    status = runs.wait_status("meter", lambda s: abs(s["cost"] - expected) <= 0.01 * expected,
-                              f"status.cost within 1% of {expected:.2f}")
-    assert status["gpuHours"] == pytest.approx(expected / price, rel=0.01)
+    # The ledger closes a pod at its finishedAt (whole seconds) or, when later, at the last
+    # reconcile that priced it running, so the cost never drops when a pod ends; that
+    # reconcile came before this test saw the run finished.
+    latest = sum((seen_finished - bound_at(p)).total_seconds() * 8 * price / 3600
+                 for p in ended)
+    status = runs.wait_status(
+        "meter", lambda s: 0.99 * expected <= s["cost"] <= 1.01 * latest,
+        f"status.cost between {expected:.2f} (finishedAt) and {latest:.2f} (seen finished)")
+    assert status["gpuHours"] == pytest.approx(status["cost"] / price, rel=0.01, abs=5e-5)
     assert status["projectedCost"] == status["cost"]  # finished: nothing left to spend
     assert 'run="meter"' in operator.metrics()
 
@@ -76,8 +94,8 @@ def test_a_run_over_its_budget_is_suspended_and_resumes_when_the_budget_rises(
     (event,) = [e for e in runs.events("pricey") if e["reason"] == "BudgetExceeded"]
     spent = float(event["message"].split("spent ")[1].split(" USD")[0].replace(",", ""))
     assert spent >= 1000.0, event["message"]
-    # Once the pods ended, their whole-second timestamps may price them a little lower
-    # than the running estimate did; the run stays suspended all the same.
+    # Once the pods ended the ledger closes them, never below the running estimate that
+    # crossed the budget; the run stays suspended.
     wait_for(lambda: not [p for p in runs.pods("pricey", 1)
                           if p["status"].get("phase") == "Running"], timeout=60,
              what="the suspended attempt's pods to end")
@@ -95,6 +113,16 @@ def test_a_run_over_its_budget_is_suspended_and_resumes_when_the_budget_rises(
     status = runs.wait_phase("pricey", "Running")
     assert status["attempt"] == 2
     assert runs.condition("pricey", "BudgetExceeded")["status"] == "False"
+
+
+def checkpoint_timestamp(operator: OperatorProcess, namespace: str, run: str) -> float | None:
+    """The run's ``stylegan_run_last_checkpoint_timestamp_seconds`` on /metrics, if any."""
+    for family in text_string_to_metric_families(operator.metrics()):
+        for sample in family.samples:
+            if (sample.name == "stylegan_run_last_checkpoint_timestamp_seconds"
+                    and sample.labels == {"namespace": namespace, "run": run}):
+                return sample.value
+    return None
 
 
 def trainer_token(kubectl: Kubectl, namespace: str, account: str) -> str:
@@ -124,6 +152,20 @@ def test_progress_patched_with_the_runs_own_token_reaches_the_status(
     assert status["lastCheckpoint"]["uri"] == ckpt
     assert status["eta"] == "9h 53m"  # (1000 - 12.5) kimg x 36 s
     assert status["projectedCost"] > status["cost"]
+
+    # The operator exports when the checkpoint was written. The trainer stamps every
+    # report's time on the same checkpoint; that must not make it look newer.
+    written = parse("2026-05-01T12:00:00Z").timestamp()
+    wait_for(lambda: checkpoint_timestamp(operator, namespace, "reporting") == written,
+             timeout=30, what="stylegan_run_last_checkpoint_timestamp_seconds on /metrics")
+    progress["status"]["progress"].update(kimg=13.0, updatedAt="2026-05-01T12:10:00Z")
+    progress["status"]["progress"]["lastCheckpoint"]["time"] = "2026-05-01T12:10:00Z"
+    kubectl(*as_trainer, "patch", "styleganrun", "reporting", "--subresource=status",
+            "--type=merge", "-p", json.dumps(progress), namespace=namespace)
+    status = runs.wait_status("reporting", lambda s: s.get("kimg") == 13.0,
+                              "status.kimg from the second report")
+    assert parse(status["lastCheckpoint"]["time"]).timestamp() == written
+    assert checkpoint_timestamp(operator, namespace, "reporting") == written
 
     # The token is good for this run's status and nothing else.
     for args in (

@@ -3,7 +3,7 @@
 Each example is applied as a user would (``kubectl apply``), moved into the test's
 namespace: the operator creates its Service and Job, the pods land on nodes of the GPU type
 the run asks for (kwok runs them), and the run goes Pending -> Running -> Succeeded as the
-test makes every pod exit 0. The local cluster has 8 V100 nodes, so the FFHQ 1024 example
+test makes every pod exit 0. The local cluster has 12 V100 nodes, so the FFHQ 1024 example
 runs as shipped, on 8 nodes x 8 V100.
 """
 

@@ -18,11 +18,19 @@ pytestmark = pytest.mark.cluster
 
 
 def test_a_failed_pod_restarts_the_group_as_the_next_attempt(
-    namespace: str, operator: OperatorProcess, runs: Runs
+    kubectl: Kubectl, namespace: str, operator: OperatorProcess, runs: Runs
 ) -> None:
     runs.apply(gpu_run("crash", namespace))
     pods = runs.running_pods("crash", 1, 2)
     runs.wait_phase("crash", "Running")
+    # The trainer's report (as its rank 0 would patch it): half a kimg past a checkpoint.
+    progress = {"status": {"progress": {
+        "kimg": 12.5, "totalKimg": 1000, "secPerKimg": 36.0,
+        "lastCheckpoint": {"uri": "gs://ckpt/crash/checkpoints/ckpt-000012000.pt",
+                           "kimg": 12.0}}}}  # fmt: skip
+    kubectl("patch", "styleganrun", "crash", "--subresource=status", "--type=merge",
+            "-p", json.dumps(progress), namespace=namespace)
+    runs.wait_status("crash", lambda s: s.get("kimg") == 12.5, "status.kimg from the report")
     runs.exit_pods(pods[:1], 1)
 
     status = runs.wait_status("crash", lambda s: s.get("attempt") == 2, "attempt 2")
@@ -32,8 +40,19 @@ def test_a_failed_pod_restarts_the_group_as_the_next_attempt(
     runs.running_pods("crash", 2, 2)
     status = runs.wait_phase("crash", "Running")
     assert status["activeJob"] == "crash-a2"
+    events = runs.events("crash")
     assert any(e["reason"] == "AttemptFailed" and "exited with 1" in e["message"]
-               for e in runs.events("crash"))
+               for e in events)
+    # 0.5 kimg x 36 s/kimg = 18 s of 16 GPUs at 2.48 USD/GPU-hour. Events are posted in the
+    # background, so wait for this one rather than read it once.
+    def work_lost() -> list[dict]:
+        return [e for e in runs.events("crash") if e["reason"] == "WorkLost"]
+
+    wait_for(work_lost, timeout=30, what="the WorkLost event")
+    (lost,) = work_lost()
+    assert lost["type"] == "Warning"
+    assert lost["message"] == ("attempt 1 lost 0.5 kimg of training (reported kimg 12.5, "
+                               "last checkpoint at kimg 12), costing 0.20 USD")
 
 
 def test_an_eviction_restarts_the_group_without_using_the_backoff_limit(

@@ -11,7 +11,7 @@ hand-kept list, so a renamed metric fails the monitoring tests at once.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -42,8 +42,13 @@ def run_sample(
     budget_usd: float | None = 5000.0,
     restarts: int = 1,
     currency: str = "JPY",
+    checkpoint_age_s: float | None = 1200.0,
 ) -> RunSample:
-    """A run that has held ``gpus`` V100s for ``hours``, priced like the DESIGN.md reference."""
+    """A run that has held ``gpus`` V100s for ``hours``, priced like the DESIGN.md reference.
+
+    Its newest checkpoint was written ``checkpoint_age_s`` before the wall clock (None: no
+    checkpoint yet), so a live Prometheus sees it as fresh.
+    """
     gpu_seconds = hours * 3600.0 * gpus
     cost_usd = gpu_seconds / 3600.0 * V100_PRICE_USD
     rate = JPY_PER_USD if currency == "JPY" else 1.0
@@ -72,6 +77,8 @@ def run_sample(
         exchange_rate=rate, projection=projection, budget_usd=budget_usd, kimg=kimg,
         target_kimg=target_kimg, restarts=restarts, preemptions=restarts + 1,
         lost_work_cost_usd=0.4 * restarts * V100_PRICE_USD,
+        last_checkpoint_time=(None if checkpoint_age_s is None
+                              else datetime.now(UTC) - timedelta(seconds=checkpoint_age_s)),
     )
 
 

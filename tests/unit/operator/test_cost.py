@@ -454,6 +454,47 @@ def test_a_bad_status_ledger_is_refused() -> None:
     assert SpendLedger.from_status(None) == SpendLedger()
 
 
+def test_a_pod_that_ends_closes_no_earlier_than_it_was_last_priced_running() -> None:
+    """finishedAt has whole seconds and the kubelet reports it late: while the operator
+    still saw the pod running it priced it to the microsecond, past its finishedAt."""
+    pricing = RunPricing()
+    ledger = SpendLedger()
+    bound = NOW - hours(1)
+    running = make_pod("p", gpus=8, bound=bound, started=bound)
+    last_seen = NOW + timedelta(seconds=2, microseconds=900_000)
+    before = ledger.observe([running], last_seen, pricing)
+    assert before.gpu_seconds == pytest.approx(8 * 3602.9)
+    ended = make_pod("p", gpus=8, bound=bound, finished=NOW, phase="Succeeded")
+    after = ledger.observe([ended], last_seen + timedelta(seconds=5), pricing)
+    assert after.cost_usd >= before.cost_usd
+    assert after.gpu_seconds == pytest.approx(8 * 3602.9)  # closed at last_seen, not NOW
+    assert after.burn_rate_usd_per_hour == 0 and not ledger.open
+    # Counted once: listed again, then gone, then through an operator restart.
+    again = ledger.observe([ended], last_seen + hours(1), pricing)
+    gone = SpendLedger.from_status(json.loads(json.dumps(ledger.to_status()))).observe(
+        [], last_seen + hours(2), pricing)
+    assert again.cost_usd == after.cost_usd == gone.cost_usd
+
+
+def test_a_pod_that_ran_past_its_last_sighting_closes_at_its_own_end() -> None:
+    pricing = RunPricing()
+    ledger = SpendLedger()
+    bound = NOW - hours(1)
+    ledger.observe([make_pod("p", gpus=2, bound=bound, started=bound)], NOW, pricing)
+    ended = make_pod("p", gpus=2, bound=bound, finished=NOW + hours(0.5), phase="Failed")
+    assert ledger.observe([ended], NOW + hours(2), pricing).gpu_seconds == pytest.approx(
+        2 * 1.5 * 3600)
+
+
+def test_close_before_delete_never_goes_below_the_last_observation() -> None:
+    pricing = RunPricing()
+    ledger = SpendLedger()
+    pod = make_pod("c", gpus=4, bound=NOW - hours(1), started=NOW - hours(1))
+    seen = ledger.observe([pod], NOW, pricing)
+    ledger.close(pod, NOW - timedelta(seconds=3), pricing)  # a clock a little behind
+    assert ledger.observe([], NOW + hours(1), pricing).cost_usd == pytest.approx(seen.cost_usd)
+
+
 # ----------------------------------------------------------------------------- projection
 
 
@@ -594,3 +635,61 @@ def test_projection_is_never_nan_or_below_spent(
     got = project(done, total, speed, nodes, gpus, price, spent, now=NOW)
     assert math.isfinite(got.projected_cost) and got.projected_cost >= spent
     assert got.remaining_seconds is None or got.remaining_seconds >= 0
+
+
+def _never_down(before: float, after: float) -> bool:
+    return after >= before - 1e-9 * max(1.0, before)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    bound_s=st.integers(min_value=0, max_value=7200),
+    running_gaps=st.lists(st.floats(0.001, 900.0), min_size=1, max_size=5),
+    finish_lag=st.floats(-30.0, 30.0),
+    ended_gaps=st.lists(st.floats(0.0, 900.0), min_size=1, max_size=3),
+    deleted=st.booleans(),
+    restarts=st.booleans(),
+)
+def test_cost_is_monotonic_across_the_running_to_ended_transition(
+    bound_s: int,
+    running_gaps: list[float],
+    finish_lag: float,
+    ended_gaps: list[float],
+    deleted: bool,
+    restarts: bool,
+) -> None:
+    """Observed running at sub-second moments, then ended with a whole-second finishedAt
+    anywhere around the last sighting (a late kubelet report puts it before): the spend
+    never drops, and the pod is counted once, up to max(its end, last seen running)."""
+    pricing = RunPricing()
+    ledger = SpendLedger()
+    bound = NOW + timedelta(seconds=bound_s)
+    running = make_pod("p", gpus=8, bound=bound, started=bound)
+    moment, snaps = bound, []
+
+    def observe(pods: list[dict[str, Any]], at: datetime) -> None:
+        nonlocal ledger
+        snaps.append(ledger.observe(pods, at, pricing))
+        if restarts:  # the operator restarts between reconciles: only the status remains
+            ledger = SpendLedger.from_status(json.loads(json.dumps(ledger.to_status())))
+
+    for gap in running_gaps:
+        moment += timedelta(seconds=gap)
+        observe([running], moment)
+    last_seen = moment
+    finished = max(bound, last_seen + timedelta(seconds=finish_lag)).replace(microsecond=0)
+    ended = make_pod("p", gpus=8, bound=bound, finished=finished, phase="Succeeded")
+    first_ended_at = moment + timedelta(seconds=ended_gaps[0])
+    for gap in ended_gaps:
+        moment += timedelta(seconds=gap)
+        observe([ended], moment)
+    if deleted:
+        observe([], moment + hours(1))
+
+    for before, after in zip(snaps, snaps[1:], strict=False):
+        assert _never_down(before.cost_usd, after.cost_usd)
+        assert _never_down(before.gpu_seconds, after.gpu_seconds)
+    # A terminal pod is never priced past ``now``, hence the min with its first listing.
+    end = max(min(max(finished, bound), first_ended_at), last_seen)
+    assert snaps[-1].gpu_seconds == pytest.approx(8 * (end - bound).total_seconds())
+    assert snaps[-1].burn_rate_usd_per_hour == 0 and not ledger.open

@@ -407,10 +407,14 @@ def test_a_failed_attempt_restarts_the_whole_group_from_the_newest_checkpoint() 
     assert f"resume: {ckpt}" in config["data"]["train.yaml"]
     assert world.status["restarts"] == 1 and world.status["preemptions"] == 0
     assert world.status["attempt"] == 2 and world.status["activeJob"] == "faces-a2"
-    assert reasons(plan) == ["AttemptFailed"]
+    assert reasons(plan) == ["AttemptFailed", "WorkLost"]
     assert "exited with 1" in plan.events[0].message
     # 10 kimg lost at 10 s/kimg on 8 GPUs at 2 USD/GPU-hour
     assert world.status["lostWorkCostUsd"] == pytest.approx(10 * 10 / 3600 * 8 * 2.0)
+    lost = plan.events[1]
+    assert lost.type == "Warning"
+    assert lost.message == ("attempt 1 lost 10 kimg of training (reported kimg 130, "
+                            "last checkpoint at kimg 120), costing 0.44 USD")
     world.start_pods(2)
     again = world.step(T0 + timedelta(minutes=11))
     assert again.phase == RUNNING and world.condition("Restarting")["status"] == "False"
@@ -444,6 +448,43 @@ def test_a_disrupted_pod_restarts_the_group_as_a_preemption_that_does_not_count(
     assert world.status["preemptions"] == 1 and world.status["restarts"] == 0
     assert plan.created("Job")[0]["metadata"]["annotations"][ANNOTATION_PREEMPTIONS] == "1"
     assert ("Job", "faces-a1") in plan.deletes
+
+
+def test_a_preemption_reports_the_work_lost_in_the_runs_currency() -> None:
+    world = running_world({"cost": {"currency": "JPY", "pricePerGpuHour": 218.0}})
+    world.status["progress"] = {"kimg": 48.25, "secPerKimg": 36.0,
+                                "lastCheckpoint": {"uri": "gs://ckpt/faces/c.pt", "kimg": 40.0}}
+    world.pods[1] = make_pod(world.job(1), 1, "Failed", exit_code=137, end=T0, conditions=[
+        cond("DisruptionTarget", "True", "PreemptionByScheduler")])
+    plan = world.step(T0 + timedelta(minutes=1))
+    assert reasons(plan) == ["Preempted", "WorkLost"]
+    # 8.25 kimg x 36 s/kimg = 297 s of 8 GPUs at 218 JPY/GPU-hour = 143.88 JPY
+    assert plan.events[1].message == ("attempt 1 lost 8.25 kimg of training (reported kimg "
+                                      "48.25, last checkpoint at kimg 40), costing 144 JPY")
+    assert world.status["lostWorkCostUsd"] == pytest.approx(297 / 3600 * 8 * 2.0)
+
+
+def test_work_lost_before_any_checkpoint_is_the_whole_attempt() -> None:
+    world = running_world()
+    world.status["progress"] = {"kimg": 3.5, "secPerKimg": 10.0}
+    plan = fail_attempt(world, 1, T0 + timedelta(minutes=2))
+    (lost,) = [e for e in plan.events if e.reason == "WorkLost"]
+    assert "lost 3.5 kimg" in lost.message and "no checkpoint yet" in lost.message
+
+
+def test_work_lost_without_a_measured_speed_has_no_cost() -> None:
+    world = running_world()
+    world.status["progress"] = {"kimg": 0.012}
+    plan = fail_attempt(world, 1, T0 + timedelta(minutes=2))
+    (lost,) = [e for e in plan.events if e.reason == "WorkLost"]
+    assert "lost 0.012 kimg" in lost.message and "cost not known" in lost.message
+    assert "lostWorkCostUsd" not in world.status
+
+
+def test_no_work_lost_event_before_the_trainer_reports_progress() -> None:
+    world = running_world()
+    plan = fail_attempt(world, 1, T0 + timedelta(minutes=1))
+    assert plan.phase == RESTARTING and reasons(plan) == ["AttemptFailed"]
 
 
 def test_a_failed_job_with_a_disrupted_pod_counts_as_a_preemption() -> None:
@@ -639,6 +680,36 @@ def test_progress_from_the_trainer_reaches_the_status_and_the_projection() -> No
     assert plan.status["projectedCost"] == pytest.approx(spent + remaining / 3600 * 8 * 2.0)
 
 
+def test_a_checkpoint_keeps_the_time_it_was_first_reported_and_reaches_the_metrics() -> None:
+    world = running_world()
+    plan = world.step(T0 + timedelta(minutes=10))
+    assert plan.sample is not None and plan.sample.last_checkpoint_time is None
+    first = {"uri": "gs://ckpt/faces/c1.pt", "kimg": 50.0, "time": iso(T0 + timedelta(minutes=20))}
+    world.status["progress"] = {"kimg": 50.0, "secPerKimg": 36.0, "lastCheckpoint": first}
+    plan = world.step(T0 + timedelta(minutes=21))
+    assert plan.sample is not None
+    assert plan.sample.last_checkpoint_time == T0 + timedelta(minutes=20)
+    # The trainer stamps every progress report's time on the same checkpoint: kept as was.
+    world.status["progress"]["lastCheckpoint"] = {**first, "time": iso(T0 + timedelta(hours=2))}
+    plan = world.step(T0 + timedelta(hours=2))
+    assert world.status["lastCheckpoint"]["time"] == first["time"]
+    assert plan.sample is not None
+    assert plan.sample.last_checkpoint_time == T0 + timedelta(minutes=20)
+    # A new checkpoint brings its own time.
+    second = {"uri": "gs://ckpt/faces/c2.pt", "kimg": 100.0,
+              "time": iso(T0 + timedelta(hours=2, minutes=5))}
+    world.status["progress"]["lastCheckpoint"] = second
+    plan = world.step(T0 + timedelta(hours=2, minutes=6))
+    assert world.status["lastCheckpoint"] == second
+    assert plan.sample is not None
+    assert plan.sample.last_checkpoint_time == T0 + timedelta(hours=2, minutes=5)
+    # Without the trainer's report (a new attempt not yet reporting) the status still says.
+    del world.status["progress"]
+    plan = world.step(T0 + timedelta(hours=2, minutes=7))
+    assert plan.sample is not None
+    assert plan.sample.last_checkpoint_time == T0 + timedelta(hours=2, minutes=5)
+
+
 def test_spend_over_budget_suspends_the_run_and_raising_the_budget_resumes_it() -> None:
     world = running_world({"cost": {"budget": 10.0, "budgetAction": "Suspend"}})
     plan = world.step(T0 + timedelta(hours=1))  # 16 USD spent
@@ -727,10 +798,13 @@ def test_conditions_keep_their_transition_time_while_unchanged() -> None:
 def test_a_run_suspended_at_its_budget_stays_suspended_until_the_budget_rises() -> None:
     world = running_world({"cost": {"budget": 16.0, "budgetAction": "Suspend"}})
     assert world.step(T0 + timedelta(hours=1, seconds=1)).phase == SUSPENDED
-    # The pods end a little earlier than the running estimate said: spend dips under 16.
+    # The pods end, reported with a finishedAt before the last reconcile saw them running:
+    # that alone no longer lowers the spend (the ledger closes them at the last sighting),
+    # but a price cut applied as they close does: spend dips under 16.
     end = T0 + timedelta(minutes=59)
     world.finish_pods(1, 137, end)
     world.job(1)["status"]["conditions"] = [cond("Suspended")]
+    world.run["spec"]["cost"]["pricePerGpuHour"] = 1.9
     plan = world.step(T0 + timedelta(hours=1, minutes=1))
     assert world.status["cost"] < 16.0
     assert plan.phase == SUSPENDED and plan.creates == []

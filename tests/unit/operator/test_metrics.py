@@ -174,6 +174,20 @@ def test_missing_values_are_left_out_never_nan() -> None:
     assert all(not math.isnan(v) for series in got.values() for v in series.values())
 
 
+def test_the_last_checkpoint_is_a_unix_timestamp_gauge_absent_before_the_first() -> None:
+    metrics = RunMetrics()
+    metrics.update(sample())
+    assert "stylegan_run_last_checkpoint_timestamp_seconds" not in scrape(metrics)
+    written = datetime(2024, 5, 1, 11, 30, 15, tzinfo=UTC)
+    metrics.update(sample(last_checkpoint_time=written))
+    got = scrape(metrics)["stylegan_run_last_checkpoint_timestamp_seconds"]
+    assert got == {labels(**RUN): 1714563015.0}
+    assert types(metrics)["stylegan_run_last_checkpoint_timestamp_seconds"] == "gauge"
+    # A naive time is UTC, as Kubernetes writes them.
+    metrics.update(sample(last_checkpoint_time=written.replace(tzinfo=None)))
+    assert scrape(metrics)["stylegan_run_last_checkpoint_timestamp_seconds"] == got
+
+
 def test_remove_run_forgets_only_that_run() -> None:
     metrics = RunMetrics()
     metrics.update(sample("faces"))

@@ -24,6 +24,7 @@ from stylegan_operator.render import (
     C10D_PORT,
     CONFIG_PATH,
     DEFAULT_TRAINER_IMAGE,
+    METRICS_PORT,
     SCRATCH_OUTDIR,
     build_config_map,
     build_job,
@@ -577,10 +578,21 @@ def test_config_map_holds_the_trainer_options() -> None:
         "outdir": SCRATCH_OUTDIR,  # gs:// checkpoints: samples stay in the pod's scratch
         "resume": "gs://checkpoints/run/ckpt-1.pt",
         "progress_bar": "off",
+        "metrics_port": METRICS_PORT,
         "checkpoint_uri": "gs://checkpoints/run",
         "keep_checkpoints": 3,
         "overrides": {"channel_base": 16384, "r1_gamma": 10.0, "mp_dtype": "bf16"},
     }
+
+
+def test_the_trainer_serves_metrics_on_the_port_the_pod_monitor_scrapes() -> None:
+    spec = spec_with()
+    ports = {p["name"]: p for p in trainer(build_job(META, spec, 1))["ports"]}
+    assert ports["metrics"] == {"name": "metrics", "containerPort": 9400, "protocol": "TCP"}
+    options = yaml.safe_load(build_config_map(META, spec, 1)["data"]["train.yaml"])
+    assert options["metrics_port"] == ports["metrics"]["containerPort"]
+    pod_monitor = REPO / "charts" / "stylegan-operator" / "templates" / "monitoring"
+    assert "- port: metrics\n" in (pod_monitor / "podmonitor.yaml").read_text()
 
 
 def test_config_without_checkpoints_uses_scratch_and_latest() -> None:
