@@ -178,6 +178,7 @@ class Reporter:
             "total_kimg": total_kimg,
             "sec_per_kimg": None,
             "last_checkpoint": None,
+            "last_checkpoint_at": None,
             "updated_at": utc_now(),
             "error": None,
         }
@@ -219,7 +220,9 @@ class Reporter:
         self.update(kimg=report.kimg, sec_per_kimg=report.sec_per_kimg)
 
     def checkpoint(self, name: str) -> None:
-        self.update(last_checkpoint=name)
+        # The checkpoint's own time, kept apart from updated_at (which every tick moves), so
+        # consumers can tell how old the newest checkpoint is.
+        self.update(last_checkpoint=name, last_checkpoint_at=utc_now())
 
     def error(self, message: str) -> None:
         self.update(error=message)

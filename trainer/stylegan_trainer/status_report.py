@@ -69,7 +69,7 @@ def progress_patch(
 
     ``progress`` is what ``progress.Reporter`` hands its hooks: ``kimg``, ``total_kimg``,
     ``sec_per_kimg``, ``last_checkpoint`` (a name under the checkpoint folder),
-    ``updated_at`` and ``error``.
+    ``last_checkpoint_at`` (when it was written), ``updated_at`` and ``error``.
     """
     out: dict[str, Any] = {
         "kimg": _number(progress.get("kimg")),
@@ -84,7 +84,7 @@ def progress_patch(
         out["lastCheckpoint"] = {
             "uri": checkpoint_uri(checkpoint_base, str(name)),
             "kimg": kimg if kimg is not None else out["kimg"],
-            "time": progress.get("updated_at"),
+            "time": progress.get("last_checkpoint_at") or progress.get("updated_at"),
         }
     if attempt is not None:
         out["attempt"] = attempt

@@ -76,11 +76,18 @@ def test_reporter_writes_stats_progress_and_calls_hooks(tmp_path: Path) -> None:
         "total_kimg",
         "sec_per_kimg",
         "last_checkpoint",
+        "last_checkpoint_at",
         "updated_at",
         "error",
     }
     assert seen[-1] == progress
-    assert [x.split()[:2] for x in out.getvalue().splitlines()] == [["tick", "1"], ["tick", "2"]]
+    # A later tick moves updated_at but not the checkpoint's own time.
+    written_at = progress["last_checkpoint_at"]
+    reporter.tick(_report(tick=3, kimg=12.0))
+    progress = json.loads((tmp_path / PROGRESS_FILE).read_text())
+    assert progress["last_checkpoint_at"] == written_at
+    assert [x.split()[:2] for x in out.getvalue().splitlines()] == [
+        ["tick", "1"], ["tick", "2"], ["tick", "3"]]
     reporter.error("disk full")
     assert json.loads((tmp_path / PROGRESS_FILE).read_text())["error"] == "disk full"
 

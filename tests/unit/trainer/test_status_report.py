@@ -40,6 +40,13 @@ def test_the_patch_carries_progress_in_camel_case_and_the_checkpoint_as_a_uri() 
     }}}
 
 
+def test_the_checkpoint_time_is_when_it_was_written_not_the_last_report() -> None:
+    record = dict(RECORD, last_checkpoint_at="2026-05-01T11:00:00+00:00")
+    progress = progress_patch(record, "gs://ckpt/run/")["status"]["progress"]
+    assert progress["lastCheckpoint"]["time"] == "2026-05-01T11:00:00+00:00"
+    assert progress["updatedAt"] == "2026-05-01T12:00:00+00:00"
+
+
 def test_before_any_checkpoint_or_timing_the_patch_has_none() -> None:
     patch = progress_patch({"kimg": 0.0, "total_kimg": 5, "sec_per_kimg": None}, None)
     progress = patch["status"]["progress"]
