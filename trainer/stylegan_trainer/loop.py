@@ -426,7 +426,12 @@ class Trainer:
             except ConfigError as exc:
                 error = exc
         if self.ctx.distributed:
-            state, error = broadcast_object((state, error))  # type: ignore[misc]
+            # Sent as torch.save bytes: pickling tensor storages straight through
+            # broadcast_object_list fails on torch 2.15 (UntypedStorage has no dtype).
+            payload = ckpt.serialize(state) if state is not None else None
+            payload, error = broadcast_object((payload, error))  # type: ignore[misc]
+            if not self.ctx.is_main:
+                state = ckpt.deserialize(payload) if payload is not None else None
         if error is not None:
             raise error
         return state

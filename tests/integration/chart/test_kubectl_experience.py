@@ -135,3 +135,8 @@ def test_printer_columns_fit_a_terminal_and_docs_show_them(
     assert DOC.read_text() == wanted, (
         f"{DOC.relative_to(ROOT)} differs from what kubectl prints; if the CRD changed on "
         "purpose, rewrite it with STYLEGAN_UPDATE_GOLDEN=1 and review the diff")
+    # The README's quick start shows the same table, between these two markers.
+    readme = (ROOT / "README.md").read_text()
+    shown = readme.split("<!-- kubectl-get-sgrun -->\n")[1].split("<!-- /kubectl-get-sgrun -->")[0]
+    assert shown == f"```console\n$ kubectl get sgrun\n{normalise_age(table)}```\n", (
+        "README.md's `kubectl get sgrun` block differs from what kubectl prints")

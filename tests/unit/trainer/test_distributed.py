@@ -189,3 +189,52 @@ def test_two_ranks_of_4_train_like_one_rank_of_8(
     fresh = Trainer(_options(str(data), str(tmp_path / "fresh")), reporter=SilentReporter())
     moved = max((v - single[f"G.{k}"]).abs().max().item() for k, v in fresh.G.state_dict().items())
     assert moved > 1e-3
+
+
+def _resume_rank_main(rank: int, port: int, dataset: str, outdir: str, result: str) -> None:
+    """Two ranks: train, checkpoint, then a fresh Trainer resumes from it on both ranks."""
+    import dataclasses
+
+    from stylegan_trainer.loop import Trainer
+    from stylegan_trainer.progress import SilentReporter
+
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+    )  # fmt: skip
+    torch.set_num_threads(1)
+    ctx = dist_helpers.init_from_env("cpu")
+    try:
+        options = _options(dataset, outdir)
+        first = Trainer(options, ctx, reporter=SilentReporter())
+        for _ in range(2):
+            first.train_step()
+        first.snapshot()
+        dist_helpers.barrier()
+        resumed = Trainer(dataclasses.replace(options, resume="latest"), ctx,
+                          reporter=SilentReporter())
+        same = all(torch.equal(a, b) for a, b in zip(
+            first.G.state_dict().values(), resumed.G.state_dict().values(), strict=True))
+        torch.save({"same": same, "nimg": resumed.cur_nimg}, f"{result}.{rank}")
+    finally:
+        dist_helpers.shutdown()
+
+
+@pytest.mark.timeout(240)
+def test_two_ranks_resume_from_a_checkpoint(tmp_path: Path) -> None:
+    """Rank 0 reads the checkpoint and sends it to rank 1 (a regression: tensors once failed
+    to cross ``broadcast_object_list``); both ranks continue from the saved weights."""
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(16):
+        PIL.Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    result = tmp_path / "resume"
+    mp.spawn(
+        _resume_rank_main, args=(_free_port(), str(data), str(tmp_path / "run"), str(result)),
+        nprocs=2, join=True,
+    )  # fmt: skip
+    for rank in (0, 1):
+        seen = torch.load(f"{result}.{rank}", weights_only=True)
+        assert seen["same"], f"rank {rank} did not resume the checkpointed weights"
+        assert seen["nimg"] == 16  # two steps of the global batch of 8
