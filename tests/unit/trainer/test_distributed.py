@@ -110,6 +110,15 @@ def _constant_noise() -> None:
     networks.SynthesisNetwork.forward = forward  # type: ignore[method-assign]
 
 
+def _noise_folder(path: Path, seed: int, count: int = 16) -> Path:
+    """A folder of ``count`` random 8x8 RGB PNGs: a dataset that takes no time to load."""
+    path.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        PIL.Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(path / f"{i}.png")
+    return path
+
+
 def _options(dataset: str, outdir: str) -> Any:
     from stylegan_trainer.loop import TrainingOptions
 
@@ -162,11 +171,7 @@ def test_two_ranks_of_4_train_like_one_rank_of_8(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     torch.set_num_threads(1)
-    data = tmp_path / "data"
-    data.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(16):
-        PIL.Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    data = _noise_folder(tmp_path / "data", seed=1)
     result = tmp_path / "two_ranks.pt"
     mp.spawn(
         _rank_main, args=(_free_port(), str(data), str(tmp_path / "two"), str(result)),
@@ -224,11 +229,7 @@ def _resume_rank_main(rank: int, port: int, dataset: str, outdir: str, result: s
 def test_two_ranks_resume_from_a_checkpoint(tmp_path: Path) -> None:
     """Rank 0 reads the checkpoint and sends it to rank 1 (a regression: tensors once failed
     to cross ``broadcast_object_list``); both ranks continue from the saved weights."""
-    data = tmp_path / "data"
-    data.mkdir()
-    rng = np.random.default_rng(2)
-    for i in range(16):
-        PIL.Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    data = _noise_folder(tmp_path / "data", seed=2)
     result = tmp_path / "resume"
     mp.spawn(
         _resume_rank_main, args=(_free_port(), str(data), str(tmp_path / "run"), str(result)),
