@@ -31,6 +31,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from stylegan_trainer import kubeapi
+
 LOG = logging.getLogger(__name__)
 
 GROUP: Final = "stylegan.dev"
@@ -181,14 +183,12 @@ def kubernetes_sender(namespace: str, run: str, api_client: Any) -> Sender:
     headers = {"Content-Type": "application/merge-patch+json", "Accept": "application/json"}
 
     def send(patch: dict[str, Any]) -> None:
-        status, reason, body = send(api_client, "PATCH", path, headers, patch,
-                                    timeout=REQUEST_TIMEOUT)
+        status, reason, body = kubeapi.send(api_client, "PATCH", path, headers, patch,
+                                            timeout=REQUEST_TIMEOUT)
         if not 200 <= status < 300:
             raise RuntimeError(f"PATCH {path}: {status} {reason}: {body[:300]!r}")
 
     return send
-
-
 
 
 def run_namespace(env: Mapping[str, str]) -> str | None:

@@ -142,3 +142,30 @@ def test_without_credentials_there_is_no_reporter(monkeypatch: pytest.MonkeyPatc
 def test_the_namespace_comes_from_the_first_variable_set() -> None:
     assert status_report.run_namespace({"POD_NAMESPACE": "b", "STYLEGAN_NAMESPACE": "a"}) == "a"
     assert status_report.run_namespace({"STYLEGAN_RUN_NAMESPACE": "c"}) == "c"
+
+
+def test_the_kubernetes_sender_patches_the_run_status_through_the_api_client() -> None:
+    from stylegan_trainer.status_report import kubernetes_sender
+
+    calls: list[tuple] = []
+
+    class Reply:
+        status, reason = 200, "OK"
+
+        def read(self) -> bytes:
+            return b"{}"
+
+    class FakeApiClient:  # the two methods kubernetes >= 35 clients use
+        def param_serialize(self, **kw):  # type: ignore[no-untyped-def]
+            calls.append(("serialize", kw["method"], kw["resource_path"], kw["body"]))
+            return kw["method"], "https://api" + kw["resource_path"], kw["header_params"], \
+                kw["body"], []
+
+        def call_api(self, method, url, **kw):  # type: ignore[no-untyped-def]
+            calls.append(("call", method, url))
+            return Reply()
+
+    kubernetes_sender("ns", "run", FakeApiClient())({"status": {"progress": {"kimg": 1.0}}})
+    path = "/apis/stylegan.dev/v1alpha1/namespaces/ns/styleganruns/run/status"
+    assert calls == [("serialize", "PATCH", path, {"status": {"progress": {"kimg": 1.0}}}),
+                     ("call", "PATCH", "https://api" + path)]
