@@ -21,13 +21,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from localcluster import free_port  # hack/ is on sys.path wherever this module is
 
 BINARY_NAME = "fake-gcs-server"
 DEFAULT_CACHE = Path(os.environ.get("STYLEGAN_CACHE", Path.home() / ".cache" / "stylegan-operator"))
@@ -50,12 +51,6 @@ def find_binary() -> Path:
         f"{BINARY_NAME} not found in {candidate.parent} or on PATH: build it with "
         f"`hack/build-tools.sh fakegcs` (or `make setup`)"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

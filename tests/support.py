@@ -6,8 +6,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hack"))
+
+from localcluster import free_port  # noqa: E402  (one free-port helper for the project)
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("STYLEGAN_CACHE", Path.home() / ".cache" / "stylegan-operator"))
@@ -103,12 +107,6 @@ def install_crd(kubectl: Kubectl) -> str:
     kubectl("wait", "--for=condition=Established", "--timeout=60s",
             "crd/styleganruns.stylegan.dev")
     return "styleganruns.stylegan.dev"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

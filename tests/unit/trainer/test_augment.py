@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -23,15 +21,6 @@ ALL_OFF = dict(
     hue=0,
     saturation=0,
 )
-
-
-@pytest.fixture(autouse=True)
-def _deterministic_single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 def pipe_with(p: float, **enabled: float) -> AugmentPipe:

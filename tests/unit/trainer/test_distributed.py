@@ -11,15 +11,14 @@ per-rank sub-batch) and minibatch-std groups (group size 1, so groups never span
 from __future__ import annotations
 
 import os
-import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import PIL.Image
 import pytest
 import torch
 import torch.multiprocessing as mp
+from tests.support import free_port
 
 from stylegan_trainer import distributed as dist_helpers
 from stylegan_trainer.distributed import (
@@ -89,12 +88,6 @@ def test_average_gradients_replaces_non_finite_values() -> None:
 # Two gloo ranks
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _constant_noise() -> None:
     """Make the synthesis network's noise inputs deterministic (the loss asks for random)."""
     from stylegan_trainer import networks
@@ -108,15 +101,6 @@ def _constant_noise() -> None:
 
     forward._constant = True  # type: ignore[attr-defined]
     networks.SynthesisNetwork.forward = forward  # type: ignore[method-assign]
-
-
-def _noise_folder(path: Path, seed: int, count: int = 16) -> Path:
-    """A folder of ``count`` random 8x8 RGB PNGs: a dataset that takes no time to load."""
-    path.mkdir()
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        PIL.Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(path / f"{i}.png")
-    return path
 
 
 def _options(dataset: str, outdir: str) -> Any:
@@ -168,13 +152,13 @@ def _rank_main(rank: int, port: int, dataset: str, outdir: str, result: str) -> 
 
 @pytest.mark.timeout(240)
 def test_two_ranks_of_4_train_like_one_rank_of_8(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, noise_dataset: Callable[..., str]
 ) -> None:
     torch.set_num_threads(1)
-    data = _noise_folder(tmp_path / "data", seed=1)
+    data = noise_dataset(16, seed=1)
     result = tmp_path / "two_ranks.pt"
     mp.spawn(
-        _rank_main, args=(_free_port(), str(data), str(tmp_path / "two"), str(result)),
+        _rank_main, args=(free_port(), str(data), str(tmp_path / "two"), str(result)),
         nprocs=2, join=True,
     )  # fmt: skip
 
@@ -226,13 +210,15 @@ def _resume_rank_main(rank: int, port: int, dataset: str, outdir: str, result: s
 
 
 @pytest.mark.timeout(240)
-def test_two_ranks_resume_from_a_checkpoint(tmp_path: Path) -> None:
+def test_two_ranks_resume_from_a_checkpoint(
+    tmp_path: Path, noise_dataset: Callable[..., str]
+) -> None:
     """Rank 0 reads the checkpoint and sends it to rank 1 (a regression: tensors once failed
     to cross ``broadcast_object_list``); both ranks continue from the saved weights."""
-    data = _noise_folder(tmp_path / "data", seed=2)
+    data = noise_dataset(16, seed=2)
     result = tmp_path / "resume"
     mp.spawn(
-        _resume_rank_main, args=(_free_port(), str(data), str(tmp_path / "run"), str(result)),
+        _resume_rank_main, args=(free_port(), str(data), str(tmp_path / "run"), str(result)),
         nprocs=2, join=True,
     )  # fmt: skip
     for rank in (0, 1):

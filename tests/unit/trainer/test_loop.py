@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import PIL.Image
 import pytest
 import torch
@@ -27,18 +27,9 @@ TINY = {
 BATCH = 4
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
 @pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    root = tmp_path_factory.mktemp("faces")
-    rng = np.random.default_rng(0)
-    for i in range(12):
-        PIL.Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / f"{i}.png")
-    return str(root)
+def dataset_dir(noise_dataset: Callable[..., str]) -> str:
+    return noise_dataset(12)
 
 
 def _options(dataset: str, outdir: Path, steps: int, **changes: Any) -> TrainingOptions:

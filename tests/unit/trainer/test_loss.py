@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -34,16 +33,6 @@ def tiny_config(resolution: int = 8, **overrides: object) -> NetworkConfig:
     )
     values.update(overrides)
     return NetworkConfig(**values)
-
-
-@pytest.fixture(autouse=True)
-def _deterministic_single_thread() -> Iterator[None]:
-    # One thread: tiny ops spread over two busy cores mostly wait on each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _central_difference_grad(fn, x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

@@ -7,14 +7,14 @@ import json
 import math
 import socket
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import PIL.Image
 import pytest
 import torch
 from prometheus_client.parser import text_string_to_metric_families
+from tests.support import free_port
 
 from stylegan_trainer.errors import EXIT_OK, ConfigError
 from stylegan_trainer.loop import Trainer, TrainingOptions
@@ -56,12 +56,6 @@ def _scrape_http(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         assert response.status == 200
         return _scrape_text(response.read().decode())
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,12 +136,8 @@ def test_the_exporter_serves_its_registry_until_closed() -> None:
 
 
 @pytest.fixture
-def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    root = tmp_path_factory.mktemp("faces")
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        PIL.Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / f"{i}.png")
-    return str(root)
+def dataset_dir(noise_dataset: Callable[..., str]) -> str:
+    return noise_dataset(8)
 
 
 def _options(dataset: str, outdir: Path, steps: int, **changes: Any) -> TrainingOptions:
@@ -162,7 +152,7 @@ def _options(dataset: str, outdir: Path, steps: int, **changes: Any) -> Training
 
 def test_a_training_run_serves_its_tick_figures_over_http(dataset_dir: str, tmp_path: Path) -> None:
     torch.set_num_threads(1)
-    port = _free_port()
+    port = free_port()
     trainer = Trainer(_options(dataset_dir, tmp_path, 3, metrics_port=port))
     assert trainer.metrics is not None
     try:

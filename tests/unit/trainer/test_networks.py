@@ -4,7 +4,6 @@ except the parameter count, which only constructs the full-size config-F network
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -27,16 +26,6 @@ def tiny_config(resolution: int = 16, **overrides: object) -> NetworkConfig:
     )
     values.update(overrides)
     return NetworkConfig(**values)
-
-
-@pytest.fixture(autouse=True)
-def _deterministic_single_thread() -> Iterator[None]:
-    # One thread: tiny ops spread over two busy cores mostly wait on each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 # ------------------------------------------------------------------------- shapes
