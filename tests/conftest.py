@@ -19,7 +19,6 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,7 +29,14 @@ sys.path.insert(0, str(ROOT / "hack"))
 
 import localcluster  # noqa: E402
 
-from tests.support import BIN, Kubectl, Prometheus, require_binary, wait_for  # noqa: E402
+from tests.support import (  # noqa: E402
+    BIN,
+    Kubectl,
+    Prometheus,
+    require_binary,
+    restricted_namespace,
+    wait_for,
+)
 
 # One folder per session, so concurrent sessions (two developers, an IDE) never share state.
 CLUSTER_DIR = ROOT / "out" / "test-cluster" / time.strftime(f"%Y%m%d-%H%M%S-{os.getpid()}")
@@ -63,13 +69,7 @@ def kubectl(cluster: localcluster.LocalCluster) -> Kubectl:
 @pytest.fixture
 def namespace(kubectl: Kubectl) -> Iterator[str]:
     """A fresh namespace enforcing the ``restricted`` Pod Security level."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {
-        "name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted",
-                                 "pod-security.kubernetes.io/enforce-version": "latest"}}})
-    # Pods are refused until the ServiceAccount controller has made the default account.
-    wait_for(lambda: kubectl("get", "serviceaccount", "default", namespace=name,
-                             check=False).returncode == 0, what=f"default SA in {name}")
+    name = restricted_namespace(kubectl)
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,21 @@ def install_crd(kubectl: Kubectl) -> str:
     kubectl("wait", "--for=condition=Established", "--timeout=60s",
             "crd/styleganruns.stylegan.dev")
     return "styleganruns.stylegan.dev"
+
+
+def restricted_namespace(kubectl: Kubectl) -> str:
+    """Create a fresh namespace enforcing the ``restricted`` Pod Security level; its name.
+
+    Returns once the ServiceAccount controller has made the ``default`` account, since
+    pods are refused until then. The caller deletes it.
+    """
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted",
+                                 "pod-security.kubernetes.io/enforce-version": "latest"}}})
+    wait_for(lambda: kubectl("get", "serviceaccount", "default", namespace=name,
+                             check=False).returncode == 0, what=f"default SA in {name}")
+    return name
 
 
 @dataclass

@@ -24,12 +24,11 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.integration.conftest import crd, operator_kubeconfig  # noqa: F401  (fixtures)
 from tests.integration.operator.conftest import (  # noqa: F401  (fixtures)
     OperatorProcess,
     Runs,
-    crd,
     operator,
-    operator_kubeconfig,
     runs,
 )
 from tests.support import ROOT, Kubectl, wait_for

@@ -1,11 +1,21 @@
-"""Every panel of every dashboard shows data from a real Prometheus scraping real exporters.
+"""Every panel of every dashboard shows data from a real Prometheus scraping the real operator.
 
-Debian's Prometheus (``prometheus_factory``) scrapes the ``metrics_source`` fixture every
-second. The test moves the runs on between scrapes, waiting each time until Prometheus has
-the new value, so counters have grown across several samples and ``rate``/``deriv`` panels
-have something to compute. Then every target of every dashboard runs with its template
-variables filled in, as Grafana would send it, and must return at least one series; with a
-single namespace selected it must return only that namespace's series.
+The ``metrics_source`` fixture (conftest.py) is ``stylegan operator`` on the session's
+control plane, with two runs on KWOK nodes whose cost comes from their pods' real lifetimes
+and whose progress comes from the trainer's own reporting code; only the trainer's
+exporter runs in this process instead of in a pod (conftest.py says why). Debian's
+Prometheus (``prometheus_factory``) scrapes it every second. The test moves the runs on
+between scrapes, waiting each time until Prometheus has the new kimg from both the
+trainer's exporter and the operator, so counters have grown across several samples and
+``rate``/``deriv`` panels have something to compute. Then every target of every dashboard
+runs with its template variables filled in, as Grafana would send it, and must return at
+least one series; with a single namespace selected it must return only that namespace's
+series.
+
+The figures are the operator's: the cost Prometheus scraped agrees with the run's
+``status.cost`` within 1% (the cost of pods with known lifetimes is checked against
+``status.cost`` within 1% in tests/integration/operator/test_cost_and_progress.py), and
+the failed attempt shows as one restart and its lost work.
 
 The same Prometheus loads monitoring/alerts.yaml: the rules must evaluate without error,
 and the over-budget run must set off the budget alerts while the other run stays silent.
@@ -25,8 +35,16 @@ import dashboards
 import pytest
 import yaml
 
-from tests.integration.monitoring.conftest import MetricsSource
-from tests.support import ROOT, Prometheus, wait_for
+from tests.integration.conftest import Runs
+from tests.integration.monitoring.conftest import (
+    JPY_PER_USD,
+    JPY_RUN,
+    LOST_WORK_USD,
+    OVER_BUDGET_RUN,
+    RESTARTED_RUN,
+    MetricsSource,
+)
+from tests.support import ROOT, Kubectl, Prometheus, wait_for
 
 RULES = ROOT / "monitoring" / "alerts.yaml"
 SCRAPES_WITH_NEW_VALUES = 3
@@ -125,7 +143,7 @@ def test_selecting_one_namespace_and_currency_narrows_every_query(
             assert all(m.get("run", run) == run for m in labels), title
     # Only the run that displays JPY has JPY series.
     jpy = prometheus.query('stylegan_run_cost_total{currency="JPY"}')
-    assert {s["metric"]["run"] for s in jpy} == {"faces-256"}
+    assert {s["metric"]["run"] for s in jpy} == {JPY_RUN}
 
 
 def test_variable_queries_offer_the_runs_namespaces_and_currencies(
@@ -161,7 +179,51 @@ def test_alert_rules_evaluate_and_the_over_budget_run_alerts(prometheus: Prometh
         alerts = get_json(prometheus, "/api/v1/alerts")["alerts"]
         return {(a["labels"]["alertname"], a["labels"]["run"]) for a in alerts}
 
-    expected = {("StyleGANRunBudgetNearlySpent", "faces-1024"),
-                ("StyleGANRunProjectedOverBudget", "faces-1024")}
+    expected = {("StyleGANRunBudgetNearlySpent", OVER_BUDGET_RUN),
+                ("StyleGANRunProjectedOverBudget", OVER_BUDGET_RUN)}
     wait_for(lambda: expected <= budget_alerts(), timeout=30, what=f"alerts {expected}")
-    assert not {alert for alert in budget_alerts() if alert[1] == "faces-256"}
+    assert not {alert for alert in budget_alerts() if alert[1] != OVER_BUDGET_RUN}
+
+
+def scraped_status_cost(prometheus: Prometheus, kubectl: Kubectl, namespace: str,
+                        run: str) -> float | None:
+    """The run's ``status.cost`` if a sample of its scraped cost (same currency) agrees with
+    it within 1%, else None.
+
+    The status and the counter come from the same reconcile (every 2 s); the counter moves
+    16 USD a reconcile, more than 1% of the totals here, so only that reconcile's sample
+    agrees. Callers read afresh until Prometheus has scraped it.
+    """
+    status = Runs(kubectl, namespace).status(run)
+    cost, currency = float(status["cost"]), status["currency"]
+    series = prometheus.query(f'stylegan_run_cost_total{{namespace="{namespace}", '
+                              f'run="{run}", currency="{currency}"}}[20s]')
+    scraped = [float(value) for _, value in series[0]["values"]] if series else []
+    return cost if any(abs(value - cost) <= 0.01 * cost for value in scraped) else None
+
+
+def test_the_scraped_cost_is_the_runs_status_cost(
+        prometheus: Prometheus, metrics_source: MetricsSource, kubectl: Kubectl) -> None:
+    for namespace, run in metrics_source.runs:
+        cost = wait_for(partial(scraped_status_cost, prometheus, kubectl, namespace, run),
+                        timeout=30, interval=0.5,
+                        what=f"{run}'s status.cost among its scraped costs (1%)")
+        assert cast(float, cost) > 0
+    # The JPY run's two money series are one figure at the catalog's exchange rate.
+    (ratio,) = prometheus.query(f'stylegan_run_cost_total{{run="{JPY_RUN}", currency="JPY"}} '
+                                f'/ ignoring (currency) '
+                                f'stylegan_run_cost_total{{run="{JPY_RUN}", currency="USD"}}')
+    assert float(ratio["value"][1]) == pytest.approx(JPY_PER_USD)
+
+
+def test_the_failed_attempt_shows_as_a_restart_and_its_lost_work(
+        prometheus: Prometheus, metrics_source: MetricsSource) -> None:
+    restarts = {s["metric"]["run"]: float(s["value"][1])
+                for s in prometheus.query("stylegan_run_restarts_total")}
+    assert restarts == {run: float(run == RESTARTED_RUN) for _, run in metrics_source.runs}
+    lost = {(s["metric"]["run"], s["metric"]["currency"]): float(s["value"][1])
+            for s in prometheus.query("stylegan_run_lost_work_cost_total")}
+    # 2 kimg past the checkpoint x 34 s/kimg on 8 GPUs at 1 USD per GPU-second.
+    assert lost[(RESTARTED_RUN, "USD")] == pytest.approx(LOST_WORK_USD) == 544.0
+    assert lost[(RESTARTED_RUN, "JPY")] == pytest.approx(LOST_WORK_USD * JPY_PER_USD)
+    assert lost[(OVER_BUDGET_RUN, "USD")] == 0.0

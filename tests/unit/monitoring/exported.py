@@ -5,7 +5,8 @@ The names are collected from a live registry (a :class:`RunMetrics` and a
 :class:`TrainerMetrics` fed with realistic samples, then ``generate_latest``), never from a
 hand-kept list, so a renamed metric fails the monitoring tests at once.
 
-:func:`run_sample` builds those samples; the integration test's exporter uses it too.
+:func:`run_sample` builds those samples. (The integration tests in
+tests/integration/monitoring scrape the real operator instead.)
 """
 
 from __future__ import annotations
