@@ -26,28 +26,31 @@ Two families of measurement, because only one of them works without a download:
   Kynkaanniemi et al. 2019, k = 3) and KID, all in that classifier's standardised HOG space, each
   next to the same figure for real versus real (two halves of the real set). No one figure is
   enough; each is fooled by something, as these measurements against 50 real faces show
-  (``evaluate_generator``, 200 images a set, seed 0):
+  (200 images a set, seed 0; printed by ``bench/quality_reference.py``):
 
-  ===========================  ==========  =========  ======  =======
-  set                          face share  precision  recall  KID
-  ===========================  ==========  =========  ======  =======
-  the other 50 real faces      (1.00)      0.70       0.54    0.01
-  copies of the training set   1.00        0.85       0.90    -0.02
-  untrained 32x32 G, 2 inits   0.15-0.35   0.00       1.00    0.7-1.1
-  uniform noise                0.00        0.99       0.00    0.61
-  the mean face                1.00        1.00       0.00    1.83
-  LFW non-faces                0.00        0.00       0.88    0.83
-  ===========================  ==========  =========  ======  =======
+  ===================================  ==========  =========  ======  =======
+  set                                  face share  precision  recall  KID
+  ===================================  ==========  =========  ======  =======
+  the other 50 real faces              (1.00)      0.70       0.54    0.01
+  copies of the training set           1.00        0.81       0.88    -0.03
+  the other 50, blurred through 16x16  0.98        0.00       1.00    0.13
+  untrained 32x32 G, 2 inits           0.35-0.40   0.00       1.00    0.74-0.76
+  uniform noise                        0.00        1.00       0.00    0.56
+  the mean face                        1.00        0.00       0.00    4.51
+  LFW non-faces                        0.00        0.00       0.94    0.71
+  ===================================  ==========  =========  ======  =======
 
-  An untrained generator's widely spread set gets recall near 1 because its k-NN balls are so
-  large that they swallow the real set. Noise and the mean face sit near the centre of HOG space
-  (flat or average histograms), inside the real balls, so precision alone is fooled by them too;
-  their collapse shows in recall. KID on HOG features reacts to any change of feature
-  statistics, faces or not, and rates noise closer to faces than an untrained generator, so it
-  barely says whether training works. Precision and face share are the figures that separate
-  faces from non-faces here, so they are the ones to watch as a generator learns (read them
-  with recall); a 0.8-kimg CPU run had not moved them yet. The real faces' face share is in
-  brackets because the classifier was fitted on them.
+  Each HOG cell is normalised on its own, so the features describe the *texture* of edges at
+  the real images' own scale, not their contrast (halving the contrast of real faces changes
+  nothing): real faces blurred through 16x16 keep their face share but fall out of the real
+  manifold entirely, and uniform noise, whose cells hold every orientation as real hair and
+  skin do, falls inside it. Precision here therefore asks "is the detail right?", which a
+  generator learns last (coarse-to-fine), and it must be read with the face share ("is it a
+  face?") and recall ("is the whole set spread like the real one?"). An untrained generator's
+  widely spread set gets recall near 1 because its k-NN balls swallow the real set. KID on HOG
+  features reacts to any change of feature statistics, faces or not, and rates noise closer to
+  faces than an untrained generator, so it barely says whether training works. The real faces'
+  face share is in brackets because the classifier was fitted on them.
 
 * **Memorisation**: the mean nearest-neighbour distance (RMS over pixels, grey levels in [0, 1])
   from each generated image to the training set, beside the real set's own leave-one-out
@@ -97,10 +100,10 @@ INCEPTION_SIZE = 299
 LIMITS_NOTE = (
     "Limits: the HOG classifier accepts the mean face, so read face share with precision and "
     "recall. Recall near 1 for a widely spread (e.g. untrained) generator means its k-NN balls "
-    "swallow the real set, not that it covers faces; noise and the mean face get precision near "
-    "1 and recall near 0. KID on HOG features barely says whether training works. Precision and "
-    "face share are what move. FID/KID from a hundred images are biased upward: compare "
-    "checkpoints, not papers."
+    "swallow the real set, not that it covers faces. Precision rewards the right detail: blurred "
+    "real faces score 0 and uniform noise 1, so read it with face share and recall. KID on HOG "
+    "features barely says whether training works. FID/KID from a hundred images are biased "
+    "upward: compare checkpoints, not papers."
 )
 
 
