@@ -2,10 +2,12 @@
 
 Prints face share, precision, recall and KID (all from ``stylegan_trainer.quality``, in the
 face classifier's standardised HOG space, against real half A as ``evaluate_generator`` does)
-for reference sets: the other real half, copies of the training set, the other half blurred
-through 16x16, two untrained 32x32 ``cpu``-preset generators, uniform noise, the mean face
-and LFW's non-faces. The table in ``quality.py``'s docstring comes from this script; rerun it
-when the HOG settings or the precision/recall code change. Asserts nothing.
+for reference sets at 32x32, the size a 32x32 generator trains on and is compared at (LFW's
+25x25 crops resized as training resizes them): the other real half, copies of the training
+set, the other half blurred through 16x16, two untrained 32x32 ``cpu``-preset generators,
+uniform noise, the mean face and LFW's non-faces. The table in ``quality.py``'s docstring
+comes from this script; rerun it when the HOG settings or the precision/recall code change.
+Asserts nothing.
 
     .venv/bin/python bench/quality_reference.py [--num 200] [--seed 0]
 """
@@ -21,6 +23,8 @@ from stylegan_trainer import quality
 from stylegan_trainer.generate import generate_images
 from stylegan_trainer.networks import Generator
 from stylegan_trainer.presets import resolve_preset
+
+RESOLUTION = 32
 
 
 def blurred(grey: torch.Tensor, through: int) -> torch.Tensor:
@@ -48,9 +52,9 @@ def reference_sets(num: int, seed: int, real_grey: torch.Tensor,
     }
     for init in (seed, seed + 1):
         torch.manual_seed(init)
-        G = Generator(resolve_preset("cpu", 32, 1).network).eval()
+        G = Generator(resolve_preset("cpu", RESOLUTION, 1).network).eval()
         fake = generate_images(G, range(num), noise_mode="const")
-        sets[f"untrained 32x32 G, init {init}"] = quality.to_grey(fake, size=size)
+        sets[f"untrained {RESOLUTION}x{RESOLUTION} G, init {init}"] = quality.to_grey(fake)
     return sets
 
 
@@ -61,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    real_grey = quality.to_grey(quality.load_real_images("builtin:lfw"))
+    real_grey = quality.to_grey(quality.load_real_images("builtin:lfw", RESOLUTION))
     classifier = quality.train_face_classifier(args.seed)
     real_feats = classifier.features(real_grey)
     half_a, half_b = quality._halves(len(real_grey), args.seed)

@@ -195,11 +195,12 @@ def test_a_copied_training_set_is_at_distance_zero() -> None:
 
 
 class MemorisingGenerator(torch.nn.Module):
-    """Returns LFW training faces, chosen by the latent: the worst case of memorisation."""
+    """Returns LFW training faces as training served them (32x32), chosen by the latent: the
+    worst case of memorisation, and what a perfect generator of the training set would draw."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.faces = quality.load_real_images("builtin:lfw").float()
+        self.faces = quality.load_real_images("builtin:lfw", 32).float()
         self.z_dim, self.c_dim, self.num_ws = 4, 0, 2
         self.img_channels, self.img_resolution = self.faces.shape[1], self.faces.shape[-1]
 
@@ -222,8 +223,9 @@ class NonFaceGenerator(MemorisingGenerator):
 
     def __init__(self) -> None:
         super().__init__()
-        images, _ = quality.lfw_faces_and_non_faces()
-        self.faces = torch.from_numpy(images[100:]).float()[:, None].repeat(1, 3, 1, 1) * 255
+        images, labels = quality.lfw_faces_and_non_faces()
+        grey = quality.to_grey(torch.from_numpy(images[labels == 0]), size=(32, 32))
+        self.faces = grey[:, None].repeat(1, 3, 1, 1) * 255
 
 
 @pytest.fixture(scope="module")
