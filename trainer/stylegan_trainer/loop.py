@@ -17,6 +17,22 @@ Determinism (the resume test checks bit equality on CPU):
   generator, reseeded at every step from ``(seed, rank, step)``. A resumed run therefore
   continues the exact sequence without replaying anything, and ranks differ from each other.
 
+Data: ``data.BatchLoader`` hands each step this rank's slice of the sampler's global batch,
+read in the training process (``data_workers: 0``) or decoded ahead by worker processes
+(``auto``: none on CPU devices, where the cores train; ``min(3, cores per rank)`` on CUDA, where
+PNG decoding would otherwise cost about as much as the step). The worker count changes neither
+the images nor their order, and the checkpointed sampler position counts consumed batches only.
+
+Resume: a checkpoint restores the weights, G_ema, Adam's moments, ADA, the counters, the RNG
+state and the sampler position. The optimisers' *settings* are this invocation's, though:
+Adam's state dict carries the saved run's lr and betas in its param groups, and loading it
+would silently keep them, so after loading every param group gets this run's lr and betas,
+lazy-regularisation correction included (``lr * c``, ``beta ** c``, ``c = interval /
+(interval + 1)``). ``--set lr_g=...``, another preset or another reg interval thus apply on
+resume, as users of the official code expect, and one line says so ("resume: lr_g 0.0025 ->
+0.002 (options)"). With unchanged options the values are the same floats: the continuation
+stays bit-exact.
+
 Stopping: at the target kimg (exit 0); at ``max_seconds`` of wall time (checkpoint, exit 0:
 the bound was asked for); on SIGTERM (checkpoint, exit 75 because a preempted run should be
 resumed, or 0 if training happened to be complete). Ranks agree on stopping with one tiny
@@ -27,7 +43,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import math
+import os
 import signal
 import tempfile
 import threading
@@ -43,7 +61,13 @@ from torch import nn
 
 from stylegan_trainer import checkpoint as ckpt
 from stylegan_trainer.augment import AdaController, AugmentPipe
-from stylegan_trainer.data import ImageDataset, InfiniteSampler, check_resolution, open_dataset
+from stylegan_trainer.data import (
+    BatchLoader,
+    ImageDataset,
+    InfiniteSampler,
+    check_resolution,
+    open_dataset,
+)
 from stylegan_trainer.distributed import (
     DistContext,
     StatsCollector,
@@ -74,7 +98,7 @@ from stylegan_trainer.progress import (
     peak_gpu_memory_bytes,
 )
 from stylegan_trainer.status_report import hooks_from_env as status_hooks
-from stylegan_trainer.storage import Storage, open_storage
+from stylegan_trainer.storage import LocalStorage, Storage, open_storage
 
 # ADA (Karras et al. 2020): augment when the dataset is small; target, interval and speed.
 ADA_DATASET_THRESHOLD = 30_000
@@ -89,8 +113,19 @@ MP_CONV_CLAMP = 256.0
 # NetworkConfig fields that change numerics but not the weights: free to differ on resume.
 PRECISION_FIELDS = frozenset({"num_fp16_res", "conv_clamp", "mp_dtype"})
 
+# data_workers: auto on CUDA starts this many loader processes per rank at most (fewer when the
+# rank has fewer cores); three keep a 1024x1024 batch of PNGs decoded ahead of a GPU step.
+DATA_WORKERS_AUTO_CUDA = 3
+# Fields of the preset that set Adam's lr and betas; a resume reports those that changed.
+OPTIMIZER_FIELDS = ("lr_g", "lr_d", "betas", "g_reg_interval", "d_reg_interval")
+
 # Tags that keep the derived seeds of different purposes apart.
 _SEED_LOSS, _SEED_LATENTS = 1, 2
+
+# Sample grids: outdir/<SAMPLES_DIR>/ and, when checkpoints live elsewhere, the same name there.
+SAMPLES_DIR = "samples"
+
+log = logging.getLogger(__name__)
 
 
 def derive_seed(*parts: int) -> int:
@@ -122,6 +157,7 @@ class TrainingOptions:
     max_seconds: float | None = None  # stop cleanly after this much wall time
     tick_kimg: float = 4.0
     device: str = "auto"
+    data_workers: int | str = "auto"  # loader processes per rank: auto | 0 (in-process) | N
     cond: bool = False  # condition on the dataset's labels
     checkpoint_uri: str | None = None  # where checkpoints go; None: outdir
     keep_checkpoints: int = 3
@@ -186,6 +222,7 @@ class TrainingOptions:
         _check_type("device", self.device, str)
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"device: {self.device!r} is not one of auto, cpu, cuda, cuda:N")
+        parse_data_workers(self.data_workers)
         _check_type("cond", self.cond, bool)
         if self.checkpoint_uri is not None:
             _check_type("checkpoint_uri", self.checkpoint_uri, str)
@@ -238,6 +275,50 @@ def parse_augment(spec: str) -> tuple[str, float]:
     raise ConfigError(f"augment: {spec!r} is not one of {', '.join(AUGMENT_MODES)}")
 
 
+def parse_data_workers(value: Any) -> int | None:
+    """``auto`` -> None; a whole number >= 0 (or its digits, as a flag gives it) -> that int."""
+    if value == "auto":
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ConfigError(
+        f"data_workers: {value!r} is not valid; use auto or a whole number >= 0 "
+        "(0 loads the images in the training process)"
+    )
+
+
+def cores_per_rank() -> int:
+    """The cores this process may use, shared by the ranks of this node (torchrun's count)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    except ValueError:
+        local_ranks = 1
+    return max(1, cores // max(1, local_ranks))
+
+
+def resolve_data_workers(
+    value: Any, device: torch.device, dataset: ImageDataset, cores: int
+) -> int:
+    """How many loader processes this rank starts for the option value ``value``.
+
+    ``auto``: none on a CPU device (the cores are the bottleneck there, and the demo runs 2
+    ranks on 2 cores) or for images already in memory (nothing to decode);
+    ``min(DATA_WORKERS_AUTO_CUDA, cores)`` on CUDA, with at least one.
+    """
+    workers = parse_data_workers(value)
+    if workers is not None:
+        return workers
+    if device.type != "cuda" or dataset.in_memory:
+        return 0
+    return max(1, min(DATA_WORKERS_AUTO_CUDA, cores))
+
+
 def resolve_training_preset(options: TrainingOptions, world_size: int) -> TrainingPreset:
     """The preset with the options' batch and overrides applied; ``ConfigError`` if invalid."""
     overrides = dict(options.overrides)
@@ -286,6 +367,13 @@ def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
 
 def _count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def _numbers(value: Any) -> str:
+    """A setting as a log line shows it: ``0.0025``, ``[0, 0.99]``."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_numbers(v) for v in value) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -374,6 +462,13 @@ class Trainer:
         self.sampler = InfiniteSampler(
             len(self.dataset), options.seed, self.batch, self.ctx.rank, self.ctx.world_size
         )
+        self.data_workers = resolve_data_workers(
+            options.data_workers, self.device, self.dataset, cores_per_rank()
+        )
+        # Starts its workers on the first batch, so after a resume has moved the sampler.
+        self.loader = BatchLoader(
+            self.dataset, self.sampler, self.data_workers, pin_memory=self.device.type == "cuda"
+        )
         self.tick_stats = StatsCollector()
         self.ada_stats = StatsCollector()
         self.cur_nimg = 0
@@ -396,11 +491,17 @@ class Trainer:
             )
         return dataset.label_dim
 
+    def _adam_hparams(
+        self, lr: float, reg_interval: int | None
+    ) -> tuple[float, tuple[float, float]]:
+        """This run's Adam lr and betas for a network regularised every ``reg_interval``."""
+        beta1, beta2 = (float(b) for b in self.preset.betas)  # Adam refuses an int 0
+        return lazy_regularization_hparams(lr, (beta1, beta2), reg_interval)
+
     def _phases(
         self, prefix: str, module: nn.Module, lr: float, reg_interval: int | None
     ) -> tuple[torch.optim.Optimizer, list[Phase]]:
-        beta1, beta2 = (float(b) for b in self.preset.betas)  # Adam refuses an int 0
-        lr, betas = lazy_regularization_hparams(lr, (beta1, beta2), reg_interval)
+        lr, betas = self._adam_hparams(lr, reg_interval)
         optimizer = torch.optim.Adam(module.parameters(), lr=lr, betas=betas, eps=1e-8)
         if not reg_interval:
             return optimizer, [Phase(f"{prefix}both", module, optimizer, 1)]
@@ -466,11 +567,14 @@ class Trainer:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from ``state``; Adam's lr and betas stay this run's (module docstring)."""
+        self.loader.close()  # the sampler moves: workers restart from its new position
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.G_ema.load_state_dict(state["G_ema"])
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
+        self._apply_optimizer_options(state.get("preset"))
         ada = state.get("ada") or {}
         if self.augment_pipe is not None and state.get("augment"):
             self.augment_pipe.load_state_dict(state["augment"])
@@ -485,6 +589,35 @@ class Trainer:
         self.sampler.load_state_dict(state["sampler"])
         ckpt.restore_rng_state(state["rng"])
         self.last_checkpoint = state.get("_checkpoint_name")
+
+    def _apply_optimizer_options(self, saved_preset: Mapping[str, Any] | None) -> None:
+        """Give every param group this run's lr and betas (moments kept); say if they moved."""
+        changed: list[str] = []
+        for label, optimizer, lr, interval in (
+            ("G", self.opt_G, self.preset.lr_g, self.preset.g_reg_interval),
+            ("D", self.opt_D, self.preset.lr_d, self.preset.d_reg_interval),
+        ):
+            new_lr, new_betas = self._adam_hparams(lr, interval)
+            for group in optimizer.param_groups:
+                old_lr, old_betas = group["lr"], tuple(group["betas"])
+                if (old_lr, old_betas) != (new_lr, new_betas):
+                    changed.append(
+                        f"{label} Adam lr {old_lr:g} -> {new_lr:g}, betas "
+                        f"{_numbers(old_betas)} -> {_numbers(new_betas)}"
+                    )
+                group["lr"] = new_lr
+                group["betas"] = new_betas
+        if not changed:
+            return
+        saved = dict(saved_preset or {})
+        current = self.preset.to_dict()
+        named = [
+            f"{key} {_numbers(saved[key])} -> {_numbers(current[key])}"
+            for key in OPTIMIZER_FIELDS
+            if key in saved and saved[key] != current[key]
+        ]
+        # Without the saved preset (or a change it cannot name), the effective values speak.
+        self.reporter.log(f"resume: {', '.join(named or changed)} (options)")
 
     # -- one step ------------------------------------------------------------------------
 
@@ -503,8 +636,10 @@ class Trainer:
         return z[lo:hi].to(self.device), None if c is None else c[lo:hi].to(self.device)
 
     def _reals(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        images, labels = self.dataset.batch(self.sampler.next_indices())
-        real = images.to(self.device).to(torch.float32) / 127.5 - 1.0
+        images, labels = self.loader.next()
+        # Pinned batches (CUDA with workers) copy asynchronously; the ops after it queue behind.
+        images = images.to(self.device, non_blocking=self.loader.pin_memory)
+        real = images.to(torch.float32) / 127.5 - 1.0
         return real, (labels.to(self.device) if self.c_dim else None)
 
     def run_phase(
@@ -564,6 +699,10 @@ class Trainer:
     @property
     def done(self) -> bool:
         return self.cur_nimg >= self.total_nimg
+
+    def close(self) -> None:
+        """Stop the data loader's worker processes (``run()`` does it on every way out)."""
+        self.loader.close()
 
     def request_stop(self) -> None:
         """Ask the loop to checkpoint and stop after the current step (SIGTERM calls this)."""
@@ -627,6 +766,7 @@ class Trainer:
             self.reporter.error(f"{type(exc).__name__}: {exc}")
             raise
         finally:
+            self.close()
             restore_handler()
             self.reporter.close()
 
@@ -644,6 +784,7 @@ class Trainer:
             "network": self.network.to_dict(),
             "world_size": self.ctx.world_size,
             "device": str(self.device),
+            "data_workers": self.data_workers,
             "augment_mode": self.augment_mode,
             "dataset_images": len(self.dataset),
         }
@@ -655,7 +796,8 @@ class Trainer:
             f"training {self.options.preset} at {self.options.resolution}px on "
             f"{self.ctx.world_size} x {self.device}: batch {self.batch} "
             f"({self.batch_per_rank} per rank), G {params(self.G):,} and D {params(self.D):,} "
-            f"parameters, {len(self.dataset)} images, augment {self.augment_mode}, "
+            f"parameters, {len(self.dataset)} images ({self.data_workers} data workers), "
+            f"augment {self.augment_mode}, "
             f"target {self.total_nimg / 1000:g} kimg, at kimg {self.cur_nimg / 1000:.1f}{resumed}"
         )
 
@@ -690,24 +832,63 @@ class Trainer:
     # -- snapshots -------------------------------------------------------------------------
 
     def _save_reals_grid(self) -> None:
+        """The first ``grid_seeds`` real images, once per outdir and once in the checkpoint
+        storage (a new pod's empty scratch folder draws it again, but uploads only if missing)."""
         from stylegan_trainer.generate import make_grid
 
-        path = Path(self.options.outdir) / "samples" / "reals.png"
-        if path.exists():
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        count = min(self.options.grid_seeds, self.dataset.raw_size)
-        images, _ = self.dataset.batch(range(count))
-        make_grid(images).save(path)
+        path = Path(self.options.outdir) / SAMPLES_DIR / "reals.png"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            count = min(self.options.grid_seeds, self.dataset.raw_size)
+            images, _ = self.dataset.batch(range(count))
+            make_grid(images).save(path)
+        self.publish_sample(path, only_if_missing=True)
 
     def save_fakes_grid(self) -> Path:
         """G_ema on seeds 0..grid_seeds-1 with constant noise: grids of a run compare."""
         from stylegan_trainer.generate import save_grid
 
-        path = Path(self.options.outdir) / "samples" / f"fakes-{self.cur_nimg:09d}.png"
+        path = Path(self.options.outdir) / SAMPLES_DIR / f"fakes-{self.cur_nimg:09d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         save_grid(self.G_ema, list(range(self.options.grid_seeds)), str(path), device=self.device)
         return path
+
+    def _samples_beside_checkpoints(self) -> bool:
+        """Whether outdir/samples already is the checkpoint storage's ``samples/`` (no
+        checkpoint_uri, or a claim serving as both): then there is nothing to copy."""
+        storage = self.storage
+        return (
+            isinstance(storage, LocalStorage)
+            and storage.root.resolve() == Path(self.options.outdir).resolve()
+        )
+
+    def publish_sample(self, path: Path, only_if_missing: bool = False) -> bool:
+        """Copy the grid ``path`` to ``samples/<its name>`` in the checkpoint storage.
+
+        A run on Kubernetes writes outdir in the pod's scratch folder, which dies with the pod;
+        next to the checkpoints (``gs://...``) the grids outlive it and ``stylegan samples``
+        finds them. Best effort by design: a failed upload logs a warning and returns False,
+        it never raises, so it can neither stop training nor cost a checkpoint (the snapshot
+        writes the checkpoint first). Grids are never pruned: ``keep_checkpoints`` applies to
+        checkpoints only, and a grid is a small fraction of a checkpoint (about 0.1 MB at
+        32x32; 32 images at 1024x1024 are 6144x6144 pixels, tens of MB). Returns True when
+        the grid is in the storage (or the storage is outdir itself).
+        """
+        if self._samples_beside_checkpoints():
+            return True
+        name = f"{SAMPLES_DIR}/{path.name}"
+        try:
+            if only_if_missing and self.storage.exists(name):
+                return True
+            self.storage.put_file(name, path, "image/png")
+        except Exception as exc:  # whatever went wrong, training must go on
+            log.warning(
+                "sample grid %s was not copied to %s/%s (%s: %s); training goes on, the grid "
+                "stays in %s",
+                path.name, self.storage.uri, name, type(exc).__name__, exc, path.parent,
+            )  # fmt: skip
+            return False
+        return True
 
     def save_checkpoint(self) -> str:
         """Rank 0 writes a checkpoint; ``StorageError`` (exit 75) when that fails."""
@@ -722,14 +903,19 @@ class Trainer:
         return name
 
     def snapshot(self) -> None:
-        """Rank 0 writes the sample grid and a checkpoint; every rank learns whether it worked."""
+        """Rank 0 writes the sample grid and a checkpoint; every rank learns whether it worked.
+
+        The grid is copied to the checkpoint storage after the checkpoint, and a failed copy
+        only logs a warning (see :meth:`publish_sample`).
+        """
         error: str | None = None
         name: str | None = None
         if self.ctx.is_main:
             try:
-                self.save_fakes_grid()
+                grid = self.save_fakes_grid()
                 name = self.save_checkpoint()
                 self.reporter.log(f"checkpoint {name} at kimg {self.cur_nimg / 1000:.1f}")
+                self.publish_sample(grid)
             except StorageError as exc:
                 error = str(exc)
             except OSError as exc:
@@ -771,52 +957,60 @@ def benchmark(
             mixed_precision=mixed_precision,
         )  # fmt: skip
         trainer = Trainer(options, reporter=SilentReporter())
-        dev = trainer.device
-        sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
-        trainer.train_step()  # warm-up: step 0 runs all four phases
-        if dev.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(dev)
-        phase_seconds: dict[str, float] = {}
-        real, real_c = trainer._reals()
-        for index, phase in enumerate(trainer.phases):
-            sync()
-            begin = time.perf_counter()
-            for _ in range(steps):
-                trainer.run_phase(phase, index, real, real_c)
-            sync()
-            phase_seconds[phase.name] = (time.perf_counter() - begin) / steps
+        try:
+            return _benchmark_trainer(trainer, steps, gen_batch, preset, resolution)
+        finally:
+            trainer.close()
+
+
+def _benchmark_trainer(
+    trainer: Trainer, steps: int, gen_batch: int | None, preset: str, resolution: int
+) -> dict[str, Any]:
+    """The measurements of :func:`benchmark` on a built trainer."""
+    dev = trainer.device
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    trainer.train_step()  # warm-up: step 0 runs all four phases
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    phase_seconds: dict[str, float] = {}
+    real, real_c = trainer._reals()
+    for index, phase in enumerate(trainer.phases):
         sync()
         begin = time.perf_counter()
         for _ in range(steps):
-            update_ema(trainer.G_ema, trainer.G, 0.99)
-            trainer._reals()
+            trainer.run_phase(phase, index, real, real_c)
         sync()
-        overhead = (time.perf_counter() - begin) / steps
-        sec_per_step = overhead + sum(
-            seconds / next(p.interval for p in trainer.phases if p.name == name)
-            for name, seconds in phase_seconds.items()
-        )
-        peak = peak_gpu_memory_bytes(dev) if dev.type == "cuda" else peak_cpu_memory_bytes()
-        images_per_sec = _generation_speed(
-            trainer, gen_batch or trainer.batch_per_rank, steps, sync
-        )
-        return {
-            "resolution": resolution,
-            "preset": preset,
-            "device": str(dev),
-            "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-            "threads": torch.get_num_threads(),
-            "batch": trainer.batch,
-            "steps": steps,
-            "g_params": sum(p.numel() for p in trainer.G.parameters()),
-            "d_params": sum(p.numel() for p in trainer.D.parameters()),
-            "phase_seconds": phase_seconds,
-            "sec_per_step": sec_per_step,
-            "sec_per_kimg": sec_per_step / trainer.batch * 1000,
-            "images_per_sec": images_per_sec,
-            "peak_mem_bytes": int(peak),
-            "mixed_precision": trainer.network.num_fp16_res > 0,
-        }
+        phase_seconds[phase.name] = (time.perf_counter() - begin) / steps
+    sync()
+    begin = time.perf_counter()
+    for _ in range(steps):
+        update_ema(trainer.G_ema, trainer.G, 0.99)
+        trainer._reals()
+    sync()
+    overhead = (time.perf_counter() - begin) / steps
+    sec_per_step = overhead + sum(
+        seconds / next(p.interval for p in trainer.phases if p.name == name)
+        for name, seconds in phase_seconds.items()
+    )
+    peak = peak_gpu_memory_bytes(dev) if dev.type == "cuda" else peak_cpu_memory_bytes()
+    images_per_sec = _generation_speed(trainer, gen_batch or trainer.batch_per_rank, steps, sync)
+    return {
+        "resolution": resolution,
+        "preset": preset,
+        "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "batch": trainer.batch,
+        "steps": steps,
+        "g_params": sum(p.numel() for p in trainer.G.parameters()),
+        "d_params": sum(p.numel() for p in trainer.D.parameters()),
+        "phase_seconds": phase_seconds,
+        "sec_per_step": sec_per_step,
+        "sec_per_kimg": sec_per_step / trainer.batch * 1000,
+        "images_per_sec": images_per_sec,
+        "peak_mem_bytes": int(peak),
+        "mixed_precision": trainer.network.num_fp16_res > 0,
+    }
 
 
 def _generation_speed(

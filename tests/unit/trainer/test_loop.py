@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -13,10 +14,12 @@ import PIL.Image
 import pytest
 import torch
 from click.testing import CliRunner
+from tests.support import wait_for
 
 from stylegan_trainer import checkpoint as ckpt
+from stylegan_trainer.data import ArrayDataset
 from stylegan_trainer.errors import EXIT_CONFIG, EXIT_OK, EXIT_RETRYABLE, ConfigError, StorageError
-from stylegan_trainer.loop import Trainer, TrainingOptions, parse_augment
+from stylegan_trainer.loop import Trainer, TrainingOptions, parse_augment, resolve_data_workers
 from stylegan_trainer.progress import Reporter, SilentReporter
 
 # A network small enough for a unit test; regularisation every 2 steps so every phase runs.
@@ -60,6 +63,15 @@ def _weights(trainer: Trainer) -> dict[str, torch.Tensor]:
     return out
 
 
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has exited and been reaped (no zombie left behind)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def _assert_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
     assert a.keys() == b.keys()
     different = [k for k in a if not torch.equal(a[k], b[k])]
@@ -85,6 +97,9 @@ def _assert_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) ->
         ("keep_checkpoints", 0, "keep_checkpoints: 0 must be at least 1"),
         ("xflip", "yes", "xflip: 'yes' is not a bool"),
         ("progress_bar", "maybe", "progress_bar: 'maybe' is not one of auto, on, off"),
+        ("data_workers", -1, r"data_workers: -1 is not valid; use auto or a whole number >= 0"),
+        ("data_workers", "many", "data_workers: 'many' is not valid; use auto or a whole"),
+        ("data_workers", True, "data_workers: True is not valid"),
     ],
 )
 def test_bad_options_name_the_field(field: str, value: Any, message: str) -> None:
@@ -99,6 +114,21 @@ def test_options_from_mapping_accepts_dashes_and_refuses_unknown_keys() -> None:
     assert options.snapshot_kimg == 5 and options.xflip is True
     with pytest.raises(ConfigError, match="run.yaml: unknown option 'lr'; valid: dataset, preset"):
         TrainingOptions.from_mapping({"lr": 0.1}, source="run.yaml")
+
+
+def test_data_workers_auto_is_none_on_cpu_and_up_to_three_per_rank_on_cuda(
+    dataset_dir: str,
+) -> None:
+    from stylegan_trainer.data import open_dataset
+
+    files = open_dataset(dataset_dir, 8)
+    in_memory = ArrayDataset("mem", torch.zeros([1, 3, 8, 8], dtype=torch.uint8).numpy())
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    assert resolve_data_workers("auto", cpu, files, cores=16) == 0
+    assert [resolve_data_workers("auto", cuda, files, cores=c) for c in (1, 2, 16)] == [1, 2, 3]
+    assert resolve_data_workers("auto", cuda, in_memory, cores=16) == 0  # nothing to decode
+    assert resolve_data_workers(2, cpu, files, cores=1) == 2  # asked for: as asked
+    assert resolve_data_workers("0", cuda, files, cores=16) == 0
 
 
 def test_parse_augment() -> None:
@@ -189,6 +219,74 @@ def test_resume_is_bit_exact(dataset_dir: str, tmp_path: Path, augment: str) -> 
     _assert_identical(_weights(straight), _weights(resumed))
 
 
+def test_resume_takes_this_runs_learning_rates_and_keeps_adams_moments(
+    dataset_dir: str, tmp_path: Path
+) -> None:
+    assert Trainer(_options(dataset_dir, tmp_path, 2), reporter=SilentReporter()).run() == EXIT_OK
+    saved = ckpt.load_latest(ckpt.LocalStorage(tmp_path))
+    old_lr = saved["preset"]["lr_g"]
+    c = 2 / 3  # TINY regularises every 2 steps: c = interval / (interval + 1)
+    assert saved["opt_G"]["param_groups"][0]["lr"] == pytest.approx(old_lr * c)
+
+    def resume(**overrides: Any) -> tuple[Trainer, str]:
+        out = io.StringIO()
+        options = _options(
+            dataset_dir, tmp_path, 3, resume="latest", overrides=dict(TINY, **overrides)
+        )
+        return Trainer(options, reporter=Reporter(tmp_path, 1, "off", out=out)), out.getvalue()
+
+    resumed, log = resume(lr_g=0.001, lr_d=0.004, betas=[0.0, 0.9])
+    for optimizer, lr in ((resumed.opt_G, 0.001), (resumed.opt_D, 0.004)):
+        for group in optimizer.param_groups:
+            assert group["lr"] == pytest.approx(lr * c)
+            assert group["betas"] == pytest.approx((0.0, 0.9**c))
+    for name, optimizer in (("opt_G", resumed.opt_G), ("opt_D", resumed.opt_D)):
+        state, saved_state = optimizer.state_dict()["state"], saved[name]["state"]
+        assert state and state.keys() == saved_state.keys()
+        for index, moments in state.items():
+            for key in ("step", "exp_avg", "exp_avg_sq"):
+                assert torch.equal(moments[key], saved_state[index][key]), (name, index, key)
+    assert log.splitlines() == [
+        f"resume: lr_g {old_lr:g} -> 0.001, lr_d {old_lr:g} -> 0.004, "
+        "betas [0, 0.99] -> [0, 0.9] (options)"
+    ]
+    unchanged, log = resume()
+    assert log == ""
+    assert unchanged.opt_G.state_dict()["param_groups"] == saved["opt_G"]["param_groups"]
+
+
+def test_resume_with_data_workers_continues_exactly(dataset_dir: str, tmp_path: Path) -> None:
+    # 12 images, 4 per step: the checkpoint after step 3 ends an epoch, and the workers have
+    # decoded batches of the next one by then; the resumed run must start with step 4's.
+    common: dict[str, Any] = dict(augment="noaug", data_workers=0)
+    straight = Trainer(
+        _options(dataset_dir, tmp_path / "straight", 5, **common), reporter=SilentReporter()
+    )
+    assert straight.run() == EXIT_OK and straight.data_workers == 0
+    common["data_workers"] = 2
+    runs: list[Trainer] = []
+    ahead: list[int] = []
+    pids: set[int] = set()
+
+    def watch(_: dict) -> None:  # at every tick: the workers of the run at hand
+        ahead.append(runs[-1].loader.batches_ahead)
+        pids.update(runs[-1].loader.worker_pids)
+
+    def trainer(steps: int, resume: str) -> Trainer:
+        options = _options(dataset_dir, tmp_path / "split", steps, resume=resume, **common)
+        runs.append(Trainer(options, reporter=Reporter(tmp_path / "split", 1, "off", [watch])))
+        return runs[-1]
+
+    assert trainer(3, "none").run() == EXIT_OK and max(ahead) >= 1
+    saved = ckpt.load_latest(ckpt.LocalStorage(tmp_path / "split"))
+    assert saved["sampler"]["position"] == saved["cur_nimg"] == 3 * BATCH
+    assert len(pids) == 2 and all(_gone(pid) for pid in pids)
+    resumed = trainer(5, "latest")
+    assert resumed.run() == EXIT_OK
+    assert len(pids) == 4 and all(_gone(pid) for pid in pids)
+    _assert_identical(_weights(straight), _weights(resumed))
+
+
 def test_ada_updates_every_four_steps_from_the_sign_of_real_scores(
     dataset_dir: str, tmp_path: Path
 ) -> None:
@@ -236,6 +334,38 @@ def test_sigterm_checkpoints_and_exits_75(dataset_dir: str, tmp_path: Path) -> N
     assert trainer.cur_nimg < 50 * BATCH
     assert ckpt.load_latest(ckpt.LocalStorage(tmp_path))["cur_nimg"] == trainer.cur_nimg
     assert signal.getsignal(signal.SIGTERM) is not None  # the previous handler is back
+
+
+def _ignores_sigterm(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    mask = int(
+        next(line for line in status.splitlines() if line.startswith("SigIgn:")).split()[1], 16
+    )
+    return bool(mask & (1 << (signal.SIGTERM - 1)))
+
+
+def test_sigterm_with_data_workers_checkpoints_and_leaves_no_worker(
+    dataset_dir: str, tmp_path: Path
+) -> None:
+    pids: list[int] = []
+
+    def preempt(progress: dict) -> None:
+        if progress.get("kimg") and not pids:
+            pids.extend(trainer.loader.worker_pids)
+            wait_for(lambda: all(_ignores_sigterm(p) for p in pids), timeout=30,
+                     what="the data workers to set up their signals")  # fmt: skip
+            # torchrun stops a rank by signalling its process group: the workers too.
+            for pid in [*pids, os.getpid()]:
+                os.kill(pid, signal.SIGTERM)
+
+    reporter = Reporter(tmp_path, 1.0, progress_bar="off", hooks=[preempt])
+    options = _options(dataset_dir, tmp_path, 50, tick_kimg=0.004, data_workers=2)
+    trainer = Trainer(options, reporter=reporter)
+    assert trainer.run() == EXIT_RETRYABLE
+    assert len(pids) == 2 and trainer.cur_nimg < 50 * BATCH
+    saved = ckpt.load_latest(ckpt.LocalStorage(tmp_path))
+    assert saved["cur_nimg"] == trainer.cur_nimg == saved["sampler"]["position"]
+    assert all(_gone(pid) for pid in pids)
 
 
 def test_time_bound_stops_cleanly_with_exit_0(dataset_dir: str, tmp_path: Path) -> None:
@@ -295,6 +425,21 @@ def test_train_command_bad_config_exits_64_with_one_line(dataset_dir: str, tmp_p
         train_cmd, ["--dataset", str(tmp_path / "nowhere"), "--resolution", "8"]
     )
     assert result.exit_code == EXIT_CONFIG and "nowhere does not exist" in result.output
+    config = _write_config(tmp_path / "ok.json", dataset_dir, tmp_path / "out")
+    result = CliRunner().invoke(train_cmd, ["--config", str(config), "--data-workers", "many"])
+    assert result.exit_code == EXIT_CONFIG
+    assert result.output.strip().startswith("error: data_workers: 'many' is not valid; use auto")
+    assert not (tmp_path / "out").exists()
+
+
+def test_data_workers_flag_takes_auto_or_a_number(tmp_path: Path) -> None:
+    from stylegan_trainer.train_commands import build_options
+
+    assert build_options(None, {"data_workers": 2}).data_workers == 2
+    assert build_options(None, {}).data_workers == "auto"
+    config = tmp_path / "run.yaml"
+    config.write_text("data_workers: 3\n")
+    assert build_options(str(config), {}).data_workers == 3
 
 
 # ---------------------------------------------------------------------------------------------
