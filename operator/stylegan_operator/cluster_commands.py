@@ -6,22 +6,26 @@
 * ``stylegan logs RUN`` prints the trainer log of rank 0 (the pod of job completion index 0
   of the run's active attempt), ``--follow`` streams it.
 * ``stylegan samples RUN -o FILE`` copies the newest sample grid from the run's checkpoint
-  storage (``samples/fakes-<nimg>.png``, written by the trainer next to its checkpoints)
-  through ``stylegan_trainer.storage.open_storage``.
+  storage (``samples/fakes-<nimg>.png``, written by the trainer's rank 0 next to its
+  checkpoints at every snapshot, gs:// included) through
+  ``stylegan_trainer.storage.open_storage``; ``--list`` prints every grid there instead.
+  Grids are never pruned, unlike checkpoints, so the whole history of a run stays listed.
 
 Credentials and the default namespace come from the kubeconfig (``--kubeconfig``,
 ``KUBECONFIG``, ``~/.kube/config``; ``--context``), else from the pod's ServiceAccount.
 The row building and formatting are pure functions over the API's JSON, tested without a
 cluster. Exit codes follow the CLI's contract: 64 for a bad request (an unknown run, a run
-without checkpoints), 75 for what a retry may fix (the API server out of reach, no grid yet).
+without checkpoints, a missing bucket or no credentials for it), 75 for what a retry may fix
+(the API server or the storage out of reach, no grid yet).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -242,16 +246,34 @@ def rank0_pod(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
 
 
 # ------------------------------------------------------------------------ pure: samples
-def latest_grid(names: Iterable[str]) -> tuple[str, int] | None:
-    """The newest ``samples/fakes-<nimg>.png`` among object names, and its image count."""
-    best: tuple[str, int] | None = None
+def fake_grids(names: Iterable[str]) -> list[tuple[str, int]]:
+    """The ``samples/fakes-<nimg>.png`` among object names with their image counts, oldest
+    first (``reals.png`` and everything else left out)."""
+    grids = []
     for name in names:
         match = _FAKES.match(name)
         if match:
-            nimg = int(match.group("nimg"))
-            if best is None or nimg > best[1]:
-                best = (name, nimg)
-    return best
+            grids.append((name, int(match.group("nimg"))))
+    return sorted(grids, key=lambda grid: (grid[1], grid[0]))
+
+
+def latest_grid(names: Iterable[str]) -> tuple[str, int] | None:
+    """The newest ``samples/fakes-<nimg>.png`` among object names, and its image count."""
+    grids = fake_grids(names)
+    return grids[-1] if grids else None
+
+
+def object_uri(storage_uri: str, name: str) -> str:
+    """Where object ``name`` of the storage at ``storage_uri`` is, for people to read."""
+    return f"{storage_uri.rstrip('/')}/{name}"
+
+
+def format_grid_list(storage_uri: str, grids: Sequence[tuple[str, int]]) -> str:
+    """``stylegan samples --list``: one line per grid, KIMG then where it is."""
+    lines = [("KIMG", "GRID")] + [(f"{nimg / 1000:g}", object_uri(storage_uri, name))
+                                  for name, nimg in grids]
+    width = max(len(kimg) for kimg, _ in lines)
+    return "".join(f"{kimg:<{width}}   {where}\n" for kimg, where in lines)
 
 
 def checkpoint_uri(run: Mapping[str, Any]) -> str | None:
@@ -481,12 +503,26 @@ def logs_cmd(
     help="Read from this storage instead of spec.checkpoints.uri (e.g. a local copy of a "
     "claim's folder).",
 )  # fmt: skip
+@click.option(
+    "--list", "list_only", is_flag=True,
+    help="Print every grid (kimg and where it is, oldest first) instead of fetching one.",
+)  # fmt: skip
 @_connection_options
 def samples_cmd(
-    run: str, namespace: str | None, output: Path | None, storage: str | None,
+    run: str, namespace: str | None, output: Path | None, storage: str | None, list_only: bool,
     kubeconfig: str | None, context: str | None,
 ) -> None:
-    """Fetch RUN's newest sample grid (seeds 0..N of G_ema) from its checkpoint storage."""
+    """Fetch RUN's newest sample grid (seeds 0..N of G_ema) from its checkpoint storage.
+
+    The trainer's rank 0 writes a grid at every snapshot to samples/fakes-<nimg>.png under
+    spec.checkpoints.uri, a claim's folder or gs://bucket/prefix alike (for gs:// the
+    credentials are the usual Google ones: GOOGLE_APPLICATION_CREDENTIALS or gcloud's
+    application-default login). Grids are kept for the whole run; only checkpoints are
+    pruned. Exit 64: no such run, no spec.checkpoints, no bucket or no credentials; 75:
+    no grid yet, or the storage out of reach.
+    """
+    if list_only and output is not None:
+        raise click.UsageError("use --list or --output, not both")
     uri = storage
     if uri is None:
         cluster = Cluster.connect(kubeconfig, context)
@@ -497,29 +533,55 @@ def samples_cmd(
                 f"run {ns}/{run} has no spec.checkpoints.uri: its grids stayed in the pods' "
                 "scratch folder; give spec.checkpoints (gs://... or a claim) to keep them"
             )
+    if list_only:
+        click.echo(format_grid_list(uri, _list_grids(uri)), nl=False)
+        return
     output_path = _fetch_grid(uri, run, output)
     click.echo(f"wrote {output_path}")
 
 
-def _fetch_grid(uri: str, run: str, output: Path | None) -> Path:
-    from stylegan_trainer.errors import StorageError, UnsupportedStorageError
-    from stylegan_trainer.storage import open_storage
+@contextlib.contextmanager
+def _storage_errors(uri: str) -> Iterator[None]:
+    """Storage failures as the CLI's exit codes: a wrong URI, bucket or credentials is a bad
+    request (64, the trainer's ConfigError), anything else may pass on a retry (75)."""
+    from stylegan_trainer.errors import ConfigError, StorageError
 
     try:
-        store = open_storage(uri)
-        found = latest_grid(store.list(SAMPLES_PREFIX))
-        if found is None:
-            raise CommandError(
-                f"{uri}: no sample grid yet (looked for {SAMPLES_PREFIX}fakes-<nimg>.png; the "
-                "trainer writes one with every snapshot)",
-                EXIT_RETRYABLE,
-            )
-        name, nimg = found
-        data = store.read_bytes(name)
-    except UnsupportedStorageError as exc:
+        yield
+    except ConfigError as exc:
         raise CommandError(f"--storage/spec.checkpoints.uri {uri}: {exc}") from exc
     except StorageError as exc:
         raise CommandError(f"{uri}: {exc}", EXIT_RETRYABLE) from exc
+
+
+def _no_grid_yet(uri: str) -> CommandError:
+    return CommandError(
+        f"{uri}: no sample grid yet (looked for {SAMPLES_PREFIX}fakes-<nimg>.png; the "
+        "trainer writes one with every snapshot)",
+        EXIT_RETRYABLE,
+    )
+
+
+def _list_grids(uri: str) -> list[tuple[str, int]]:
+    from stylegan_trainer.storage import open_storage
+
+    with _storage_errors(uri):
+        grids = fake_grids(open_storage(uri).list(SAMPLES_PREFIX))
+    if not grids:
+        raise _no_grid_yet(uri)
+    return grids
+
+
+def _fetch_grid(uri: str, run: str, output: Path | None) -> Path:
+    from stylegan_trainer.storage import open_storage
+
+    with _storage_errors(uri):
+        store = open_storage(uri)
+        found = latest_grid(store.list(SAMPLES_PREFIX))
+        if found is None:
+            raise _no_grid_yet(uri)
+        name, nimg = found
+        data = store.read_bytes(name)
     path = output or Path(f"{run}-{nimg / 1000:g}kimg.png")
     try:
         path.write_bytes(data)

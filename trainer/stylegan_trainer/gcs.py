@@ -18,6 +18,8 @@ guarantees instead of imitations:
   unconditional overwrite, idempotent). When the retries run out the error is a
   ``StorageError`` (exit 75): the pointer was not moved, so the previous checkpoint is intact.
 * downloads are checked against the CRC32C the service records for the object.
+* sample grids (``put_file``) go up the same create-only, retried way, recorded as
+  ``image/png`` so the Cloud console and a browser show them as pictures.
 
 Credentials come from the environment the way every Google client finds them (Application
 Default Credentials: ``GOOGLE_APPLICATION_CREDENTIALS`` key file, GKE Workload Identity, the
@@ -68,7 +70,13 @@ from stylegan_trainer.errors import (
     PreconditionFailed,
     StorageError,
 )
-from stylegan_trainer.storage import Storage, check_name, register_backend
+from stylegan_trainer.storage import (
+    Storage,
+    check_name,
+    content_type_of,
+    read_local_file,
+    register_backend,
+)
 
 SCHEME = "gs://"
 # Resumable upload chunks must be multiples of 256 KiB. 64 MiB: a 0.85 GB checkpoint goes up
@@ -292,9 +300,24 @@ class GCSStorage(Storage):
             raise _translate(exc, "list", self.uri) from None
 
     def write_bytes(self, name: str, data: bytes, create_only: bool = True) -> None:
+        self._write(name, data, create_only, "application/octet-stream")
+
+    def put_file(
+        self, name: str, path: str | os.PathLike[str], content_type: str | None = None
+    ) -> None:
+        """Upload a small local file (a sample grid) create-only, served as ``content_type``.
+
+        The same conditional upload, bounded retry and "our own retried upload landed" check as
+        :meth:`write_bytes`, so uploading the same grid twice is success and other bytes under
+        the name are :class:`~stylegan_trainer.errors.PreconditionFailed`.
+        """
+        data = read_local_file(path)
+        self._write(name, data, True, content_type or content_type_of(name))
+
+    def _write(self, name: str, data: bytes, create_only: bool, content_type: str) -> None:
         uri = self.location.uri(check_name(name))
         try:
-            self._upload(name, data, 0 if create_only else None, "application/octet-stream")
+            self._upload(name, data, 0 if create_only else None, content_type)
         except api_exceptions.PreconditionFailed:
             # A retried upload whose first attempt landed (the answer was lost) meets its own
             # object: that is success, not a collision.

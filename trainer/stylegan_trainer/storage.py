@@ -7,6 +7,10 @@ two writers can never both believe they moved it. Google Cloud Storage offers ex
 (object generations and ``ifGenerationMatch``); the local implementation imitates it with a
 lock file and ``os.replace``.
 
+Besides checkpoints, a run keeps its sample grids there (``samples/fakes-<nimg>.png``,
+``samples/reals.png``): :meth:`Storage.put_file` copies such a small local file in, create-only
+like every other object.
+
 Names are relative, ``/``-separated paths (``checkpoints/ckpt-000048000.pt``), never absolute
 and never containing ``..``. ``open_storage(uri)`` picks the implementation: a plain path or
 ``file://`` gives :class:`LocalStorage`; ``gs://`` is served by the GCS backend
@@ -20,6 +24,7 @@ import abc
 import contextlib
 import fcntl
 import json
+import mimetypes
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -42,6 +47,19 @@ def check_name(name: str) -> str:
     if not name or path.is_absolute() or ".." in path.parts or name.endswith("/"):
         raise StorageError(f"storage: {name!r} is not a relative object name like 'dir/file.pt'")
     return str(path)
+
+
+def read_local_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a local file to upload; ``StorageError`` naming it when it cannot be read."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise StorageError(f"storage: cannot read {path} to upload it: {exc}") from exc
+
+
+def content_type_of(name: str) -> str:
+    """The MIME type an object called ``name`` is served with (``image/png`` for grids)."""
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 class Storage(abc.ABC):
@@ -81,6 +99,34 @@ class Storage(abc.ABC):
 
         Returns the new generation. Raises ``PreconditionFailed`` when another writer moved it.
         """
+
+    def put_file(
+        self, name: str, path: str | os.PathLike[str], content_type: str | None = None
+    ) -> None:
+        """Copy the small local file ``path`` (a sample grid) to ``name``, create-only.
+
+        The file is read whole into memory, so this is for files of a few MB; checkpoints go
+        through :meth:`write_bytes`. Like a create-only write it never replaces an object, but
+        finding ``name`` already holding exactly these bytes (the same grid uploaded again by a
+        retried or resumed snapshot) is success. Other bytes under ``name`` raise
+        ``StorageError``; so do an unreadable ``path`` and a failed write. ``content_type``
+        (guessed from the name when ``None``) is recorded by stores that keep one (GCS), so a
+        browser shows a PNG instead of downloading it.
+        """
+        data = read_local_file(path)
+        try:
+            self.write_bytes(name, data, create_only=True)
+        except StorageError:
+            if self._holds(name, data):
+                return
+            raise
+
+    def _holds(self, name: str, data: bytes) -> bool:
+        """Whether ``name`` exists with exactly ``data`` (for small objects only)."""
+        try:
+            return self.read_bytes(name) == data
+        except StorageError:
+            return False
 
 
 class LocalStorage(Storage):

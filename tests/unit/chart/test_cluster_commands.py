@@ -166,6 +166,24 @@ def test_samples_from_an_unknown_scheme_is_bad_input(tmp_path: Path) -> None:
     assert "s3://bucket/run" in result.output
 
 
+def test_samples_list_prints_every_grid_oldest_first(tmp_path: Path) -> None:
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    for name in ("fakes-000016000.png", "fakes-000004000.png", "reals.png"):
+        (samples / name).write_bytes(b"\x89PNG")
+    result = CliRunner().invoke(cc.samples_cmd, ["faces", "--storage", str(tmp_path), "--list"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "KIMG   GRID",
+        f"4      {tmp_path}/samples/fakes-000004000.png",
+        f"16     {tmp_path}/samples/fakes-000016000.png",
+    ]
+    empty = CliRunner().invoke(cc.samples_cmd, ["faces", "--storage", str(samples), "--list"])
+    assert empty.exit_code == cc.EXIT_RETRYABLE and "no sample grid yet" in empty.output
+    both = CliRunner().invoke(cc.samples_cmd, ["faces", "--list", "-o", str(tmp_path / "g.png")])
+    assert both.exit_code == 2 and "use --list or --output, not both" in both.output
+
+
 # --------------------------------------------------------------------------- commands
 @dataclass
 class FakeCluster:
