@@ -217,7 +217,8 @@ def trainer_options(spec: RunSpec, resume_uri: str | None = None) -> dict[str, A
     ``overrides`` (preset fields), only when set, so the preset decides the rest; the trainer
     writes samples and checkpoints together, so ``snapshot_kimg`` is the more frequent of
     ``training.snapshotKimg`` and ``checkpoints.intervalKimg``; samples and progress go to a
-    scratch ``outdir`` unless checkpoints live on a claim, where they join them.
+    scratch ``outdir`` unless checkpoints live on a claim, where they join them (with gs://
+    checkpoints the trainer also copies each grid to ``<uri>/samples/``).
     """
     m, t = spec.model, spec.training
     ckpt = spec.checkpoints

@@ -575,7 +575,7 @@ def test_config_map_holds_the_trainer_options() -> None:
         "mixed_precision": True,
         "seed": 0,
         "device": "cuda",
-        "outdir": SCRATCH_OUTDIR,  # gs:// checkpoints: samples stay in the pod's scratch
+        "outdir": SCRATCH_OUTDIR,  # gs:// checkpoints: grids are also copied to <uri>/samples/
         "resume": "gs://checkpoints/run/ckpt-1.pt",
         "progress_bar": "off",
         "metrics_port": METRICS_PORT,
