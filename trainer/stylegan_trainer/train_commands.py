@@ -30,18 +30,29 @@ from stylegan_trainer.errors import ConfigError, TrainerError
 # Demo price: an assumption, about the 2024 on-demand list price of one vCPU of a general-
 # purpose cloud VM with its share of memory (GCP n2-standard-2: 0.0971 USD/h for 2 vCPUs).
 DEFAULT_CPU_PRICE_PER_HOUR = 0.0475
-DEMO_RESOLUTION = 32
 DEMO_GRID_SEEDS = 64
-# The demo's schedule on top of the cpu preset, for face-like images within ten minutes on
-# 2 shared cores (15-20 kimg). Mirrored copies double the 100 faces; ADA may move 5x faster
-# than the published 500 kimg because D memorises 100 faces within a few kimg. Measured on
-# this project's 2-core machine (10-minute runs, same seed): with the preset's R1 gamma
+# The demo's recipe (``TrainingOptions`` fields) on top of the cpu preset, for faces within
+# ten minutes on 2 shared cores; the acceptance test of a short run trains with it too
+# (tests/e2e/test_short_run_learns_faces.py). Mirrored copies double the 100 faces; ADA may
+# move 5x faster than the published 500 kimg because D memorises 100 faces within a few
+# kimg. Measured on this project's 2-core machine (same seed): with the preset's R1 gamma
 # (0.0002 * 32^2 / 16 = 0.0128), D separated reals and fakes by +3/-3.5 logits from the first
 # kimg to the last and G drew grey checkerboards; gamma 1 keeps D's scores near +-1 so G gets
 # useful gradients; without path-length regularisation a step is about 15% cheaper, and twice
 # the published learning rate brought head outlines, eye bands and mouths within 20 kimg.
-DEMO_TRAIN_OPTIONS: list[str] = ["--xflip", "--ada-kimg", "100"]
-DEMO_OVERRIDES: dict[str, Any] = {"r1_gamma": 1.0, "pl_weight": 0.0, "lr_g": 0.005, "lr_d": 0.005}
+# Batch 8 rather than the preset's 16: on these cores learning goes by steps, not images
+# (HOG precision reached ~0.6-0.8 after about 1,100-1,400 steps at batch 4, 8 and 16 alike),
+# and a step of 8 costs 0.7x one of 16 (1 process, 2 threads: 19.0 vs 13.7 s/kimg), so the
+# same faces come 1.4x sooner; 2 ranks x 4 still fill minibatch-stddev groups of 4.
+DEMO_OPTIONS: dict[str, Any] = {
+    "dataset": "builtin:lfw",
+    "preset": "cpu",
+    "resolution": 32,
+    "batch": 8,
+    "xflip": True,
+    "ada_kimg": 100.0,
+    "overrides": {"r1_gamma": 1.0, "pl_weight": 0.0, "lr_g": 0.005, "lr_d": 0.005},
+}
 
 
 def _fail(exc: TrainerError) -> NoReturn:
@@ -287,16 +298,14 @@ def demo_cmd(
     run_dir = Path(outdir) / "run"
     faces_path = Path(faces) if faces else Path(outdir) / "faces.png"
     cores = available_cores()
-    train_args = [
-        "--dataset", "builtin:lfw", "--preset", "cpu", "--resolution", str(DEMO_RESOLUTION),
-        "--outdir", str(run_dir), "--device", "cpu", "--seed", str(seed),
-        "--max-seconds", str(minutes * 60), "--kimg", "1000", "--tick-kimg", "1",
-        "--snapshot-kimg", "2.5", "--keep-checkpoints", "12",
-        "--resume", "latest" if resume else "none",
-        *DEMO_TRAIN_OPTIONS,
-        *(a for k, v in DEMO_OVERRIDES.items() for a in ("--set", f"{k}={json.dumps(v)}")),
-        *(a for s in sets for a in ("--set", s)),
-    ]  # fmt: skip
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = run_dir / "demo_options.json"
+    config.write_text(json.dumps({
+        **DEMO_OPTIONS, "outdir": str(run_dir), "device": "cpu", "seed": seed,
+        "max_seconds": minutes * 60, "kimg": 1000, "tick_kimg": 1, "snapshot_kimg": 2.5,
+        "keep_checkpoints": 12, "resume": "latest" if resume else "none",
+    }, indent=1) + "\n")  # fmt: skip
+    train_args = ["--config", str(config), *(a for s in sets for a in ("--set", s))]
     env = dict(os.environ, OMP_NUM_THREADS=str(max(1, cores // nproc)))
     click.echo(f"demo: training for {minutes:g} min on {nproc} local ranks ({cores} cores)")
     code = subprocess.run(torchrun_command(nproc, train_args), env=env, check=False).returncode
@@ -326,29 +335,40 @@ def demo_cmd(
 
 
 def best_snapshot(run_dir: Path, seeds: int = 64) -> tuple[str, float]:
-    """The checkpoint whose G_ema the LFW face classifier likes best, and that share.
+    """The checkpoint whose G_ema draws the best faces, and its score.
 
     Picking the best snapshot by a quality metric is what StyleGAN users do with FID; on this
-    CPU the small network draws faces around 15 kimg and may drift into a texture collapse
-    later in the ten minutes, so the demo shows its best moment, and says which kimg it was.
-    The face share alone is easy to fool, so the demo then prints precision, recall, KID and
-    memorisation of the chosen snapshot beside the real-versus-real figures.
+    CPU the small network's face share wavers from snapshot to snapshot, and it may drift into
+    a texture collapse later in the ten minutes, so the demo shows its best moment and says
+    which kimg it was. The score is face share x precision (both figures of
+    ``stylegan_trainer.quality``, on ``seeds`` images from seeds 10,000 on, disjoint from the
+    evaluation's, at the grid's truncation 0.7): the face share alone is easy to fool and
+    precision alone says nothing about faces (see that module). Ties go to the face share,
+    then to the later snapshot. The demo then prints every figure of the chosen snapshot
+    beside the real-versus-real ones.
     """
     from stylegan_trainer import generate, quality
     from stylegan_trainer.checkpoint import list_checkpoints, load_generator
     from stylegan_trainer.storage import LocalStorage
 
     classifier = quality.train_face_classifier()
-    best: tuple[str, float] = ("", -1.0)
+    real_feats: dict[int, Any] = {}  # by resolution
+    best: tuple[str, tuple[float, float]] = ("", (-1.0, -1.0))
     for name in list_checkpoints(LocalStorage(run_dir)):
         G = load_generator(str(run_dir / name), device="cpu")
-        images = generate.generate_images(G, list(range(10_000, 10_000 + seeds)),
-                                          truncation_psi=0.7)
-        share = float((classifier.predict_proba(images) >= 0.5).mean())
-        click.echo(f"demo: snapshot {name}: face share {share:.2f}")
-        if share >= best[1]:  # ties go to the later snapshot: more training
-            best = (name, share)
-    return best
+        if G.img_resolution not in real_feats:
+            reals = quality.load_real_images("builtin:lfw", G.img_resolution)
+            real_feats[G.img_resolution] = classifier.features(quality.to_grey(reals))
+        images = quality.to_grey(generate.generate_images(
+            G, list(range(10_000, 10_000 + seeds)), truncation_psi=0.7))
+        share = float((classifier.predict_proba(images) >= quality.FACE_THRESHOLD).mean())
+        precision, _ = quality.precision_recall(real_feats[G.img_resolution],
+                                                classifier.features(images))
+        click.echo(f"demo: snapshot {name}: face share {share:.2f}, precision {precision:.2f}")
+        score = (share * precision, share)
+        if score >= best[1]:  # ties go to the later snapshot: more training
+            best = (name, score)
+    return best[0], best[1][0]
 
 
 def _demo_evaluate(
