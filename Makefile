@@ -33,6 +33,8 @@ cluster-down:  ## stop the local control plane started by `make cluster`
 
 bench: venv  ## benchmarks that print figures (never asserted in tests)
 	$(PY) bench/trainer.py
+	$(PY) bench/data_loading.py
+	$(PY) bench/quality_reference.py
 
 generate: venv  ## regenerate every committed generated file (CRD, chart copies, dashboards, chart README)
 	.venv/bin/stylegan crd -o manifests/crd/stylegan.dev_styleganruns.yaml

@@ -42,6 +42,15 @@ def wait_for(predicate: Callable[[], object], timeout: float = 60.0, interval: f
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last value: {last!r})")
 
 
+def process_gone(pid: int) -> bool:
+    """Whether process ``pid`` has exited and been reaped (no zombie left behind)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def require_binary(name: str) -> str:
     """The path of a test tool, or a test failure saying how to get it."""
     for candidate in (BIN / name, ROOT / ".venv" / "bin" / name):

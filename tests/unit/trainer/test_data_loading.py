@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tests.support import process_gone
 
 from stylegan_trainer import data as data_module
 from stylegan_trainer.data import (
@@ -41,15 +41,6 @@ def labelled_zip(
     return str(dest)
 
 
-def _gone(pid: int) -> bool:
-    """Whether process ``pid`` has exited and been reaped (no zombie left behind)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def _batches(dataset: ImageDataset, workers: int, steps: int) -> list[tuple[torch.Tensor, ...]]:
     # Rank 1 of 2 with a global batch of 8 over 20 virtual images (x-flip): 6 steps walk 48
     # indices, across two epoch boundaries, one of them inside a global batch.
@@ -58,7 +49,7 @@ def _batches(dataset: ImageDataset, workers: int, steps: int) -> list[tuple[torc
         batches = [loader.next() for _ in range(steps)]
         assert sampler.position == steps * 8  # consumed batches only, whatever ran ahead
         pids = loader.worker_pids
-    assert len(pids) == workers and all(_gone(pid) for pid in pids)
+    assert len(pids) == workers and all(process_gone(pid) for pid in pids)
     return batches
 
 
@@ -89,7 +80,7 @@ def test_workers_run_ahead_within_the_bound_and_leave_on_close(labelled_zip: str
     with pytest.raises(RuntimeError, match="out of step with the sampler.*close"):
         loader.next()
     loader.close()
-    assert not loader.running and all(_gone(pid) for pid in pids)
+    assert not loader.running and all(process_gone(pid) for pid in pids)
     images, _ = loader.next()  # restarts from the sampler's position
     assert torch.equal(images, dataset.batch(InfiniteSampler(len(dataset), 0, 4).next_indices())[0])
     loader.close()
@@ -110,7 +101,7 @@ def test_a_loader_left_open_does_not_hold_up_the_interpreter_exit(labelled_zip: 
     )
     assert done.returncode == 0, done.stderr
     pids = [int(p) for p in done.stdout.split()]
-    assert len(pids) == 2 and all(_gone(pid) for pid in pids)
+    assert len(pids) == 2 and all(process_gone(pid) for pid in pids)
 
 
 def test_every_dataset_kind_pickles_into_a_worker(

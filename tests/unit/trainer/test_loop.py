@@ -14,7 +14,7 @@ import PIL.Image
 import pytest
 import torch
 from click.testing import CliRunner
-from tests.support import wait_for
+from tests.support import process_gone, wait_for
 
 from stylegan_trainer import checkpoint as ckpt
 from stylegan_trainer.data import ArrayDataset
@@ -61,15 +61,6 @@ def _weights(trainer: Trainer) -> dict[str, torch.Tensor]:
         out["ada_last_sign"] = torch.tensor(-2.0 if last_sign is None else last_sign)
         out["ada_updates"] = torch.tensor(trainer.ada.num_updates)
     return out
-
-
-def _gone(pid: int) -> bool:
-    """Whether process ``pid`` has exited and been reaped (no zombie left behind)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def _assert_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
@@ -280,10 +271,10 @@ def test_resume_with_data_workers_continues_exactly(dataset_dir: str, tmp_path: 
     assert trainer(3, "none").run() == EXIT_OK and max(ahead) >= 1
     saved = ckpt.load_latest(ckpt.LocalStorage(tmp_path / "split"))
     assert saved["sampler"]["position"] == saved["cur_nimg"] == 3 * BATCH
-    assert len(pids) == 2 and all(_gone(pid) for pid in pids)
+    assert len(pids) == 2 and all(process_gone(pid) for pid in pids)
     resumed = trainer(5, "latest")
     assert resumed.run() == EXIT_OK
-    assert len(pids) == 4 and all(_gone(pid) for pid in pids)
+    assert len(pids) == 4 and all(process_gone(pid) for pid in pids)
     _assert_identical(_weights(straight), _weights(resumed))
 
 
@@ -365,7 +356,7 @@ def test_sigterm_with_data_workers_checkpoints_and_leaves_no_worker(
     assert len(pids) == 2 and trainer.cur_nimg < 50 * BATCH
     saved = ckpt.load_latest(ckpt.LocalStorage(tmp_path))
     assert saved["cur_nimg"] == trainer.cur_nimg == saved["sampler"]["position"]
-    assert all(_gone(pid) for pid in pids)
+    assert all(process_gone(pid) for pid in pids)
 
 
 def test_time_bound_stops_cleanly_with_exit_0(dataset_dir: str, tmp_path: Path) -> None:
