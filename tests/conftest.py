@@ -11,6 +11,7 @@ summary, when a test failed, and removed after a green session.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -75,19 +76,20 @@ def namespace(kubectl: Kubectl) -> Iterator[str]:
 
 
 # -- Prometheus ---------------------------------------------------------------------------
-@pytest.fixture
-def prometheus_factory(tmp_path: Path) -> Iterator[Callable[[dict], Prometheus]]:
-    """Start Debian's Prometheus on a free port with the scrape config the test gives."""
+@contextlib.contextmanager
+def prometheus_starter(workdir: Path) -> Iterator[Callable[[dict], Prometheus]]:
+    """``start(config)`` runs Debian's Prometheus on a free port with that scrape config, its
+    files in ``workdir``; every one started is stopped when the context ends."""
     started: list[Prometheus] = []
     binary = require_binary("prometheus")
 
     def start(config: dict) -> Prometheus:
         port = localcluster.free_port()
-        cfg = tmp_path / f"prometheus-{port}.yml"
+        cfg = workdir / f"prometheus-{port}.yml"
         cfg.write_text(json.dumps(config))  # JSON is YAML
-        log = tmp_path / f"prometheus-{port}.log"
+        log = workdir / f"prometheus-{port}.log"
         proc = subprocess.Popen(
-            [binary, f"--config.file={cfg}", f"--storage.tsdb.path={tmp_path / f'tsdb-{port}'}",
+            [binary, f"--config.file={cfg}", f"--storage.tsdb.path={workdir / f'tsdb-{port}'}",
              f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle"],
             stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
         prom = Prometheus(f"http://127.0.0.1:{port}", proc, log)
@@ -105,13 +107,31 @@ def prometheus_factory(tmp_path: Path) -> Iterator[Callable[[dict], Prometheus]]
         wait_for(ready, timeout=60, what="prometheus ready")
         return prom
 
-    yield start
-    for prom in started:
-        prom.process.terminate()
-        try:
-            prom.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            prom.process.kill()
+    try:
+        yield start
+    finally:
+        for prom in started:
+            prom.process.terminate()
+            try:
+                prom.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                prom.process.kill()
+
+
+@pytest.fixture
+def prometheus_factory(tmp_path: Path) -> Iterator[Callable[[dict], Prometheus]]:
+    """Start Prometheus instances for one test (see ``prometheus_starter``)."""
+    with prometheus_starter(tmp_path) as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def module_prometheus_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[dict], Prometheus]]:
+    """The same, for Prometheus instances that every test of a module reads."""
+    with prometheus_starter(tmp_path_factory.mktemp("prometheus")) as start:
+        yield start
 
 
 # -- GPU ----------------------------------------------------------------------------------

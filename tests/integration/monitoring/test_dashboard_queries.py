@@ -28,7 +28,6 @@ import re
 import urllib.request
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import cast
 
 import dashboards
@@ -88,13 +87,15 @@ def get_json(prom: Prometheus, path: str) -> dict:
         return json.loads(response.read())["data"]
 
 
-@pytest.fixture
-def prometheus(prometheus_factory: Callable[[dict], Prometheus], metrics_source: MetricsSource,
-               tmp_path: Path) -> Prometheus:
+@pytest.fixture(scope="module")
+def prometheus(module_prometheus_factory: Callable[[dict], Prometheus],
+               metrics_source: MetricsSource, tmp_path_factory: pytest.TempPathFactory,
+               ) -> Prometheus:
     """Prometheus scraping the source, with samples from several updates already stored."""
-    rules = tmp_path / "alerts.yaml"
+    # One for the module: every test only reads what it scraped.
+    rules = tmp_path_factory.mktemp("rules") / "alerts.yaml"
     rules.write_text(RULES.read_text())
-    prom = prometheus_factory({
+    prom = module_prometheus_factory({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(rules)],
         "scrape_configs": metrics_source.scrape_configs(),
