@@ -18,7 +18,8 @@ command -v "$PY" >/dev/null || PY=python3
 deps="$("$PY" - "$ROOT/pyproject.toml" <<'PYEOF'
 import sys, tomllib
 p = tomllib.load(open(sys.argv[1], "rb"))["project"]
-print("\n".join(sorted(p["dependencies"] + p["optional-dependencies"]["dev"])))
+extras = p["optional-dependencies"]
+print("\n".join(sorted(p["dependencies"] + extras["dev"] + extras["plot"])))
 PYEOF
 )"
 key="$(printf '%s' "$deps" | sha256sum | cut -c1-12)"

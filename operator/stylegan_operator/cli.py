@@ -23,6 +23,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quality": (
         "stylegan_trainer.sample_commands:quality_cmd",
         "Measure FID/KID, precision, recall."),
+    "plot": (
+        "stylegan_trainer.plot_commands:plot_cmd",
+        "Plot a run's losses, speed, quality and cost."),
     "benchmark": (
         "stylegan_trainer.train_commands:benchmark_cmd",
         "Measure sec/kimg on this device."),

@@ -314,6 +314,8 @@ def demo_cmd(
         sys.exit(code)
     train_seconds = time.monotonic() - started
     summary = _demo_evaluate(run_dir, faces_path, truncation_psi, quality_images, seed)
+    plot_path = _demo_plot(run_dir, Path(outdir) / "progress.png", summary["quality"],
+                           cpu_price_per_hour, cores)
     total_seconds = time.monotonic() - started
     summary.update(
         cores=cores,
@@ -322,6 +324,7 @@ def demo_cmd(
         cpu_price_per_vcpu_hour=cpu_price_per_hour,
         cost_usd=round(demo_cost(cores, total_seconds, cpu_price_per_hour), 5),
         faces=str(faces_path),
+        progress_plot=str(plot_path) if plot_path else None,
     )
     Path(outdir, "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     click.echo(
@@ -331,7 +334,27 @@ def demo_cmd(
         f"face share {summary['quality'].get('face_share', float('nan')):.2f}; cost "
         f"{cores} vCPU x {total_seconds / 3600:.3f} h x {cpu_price_per_hour} USD = "
         f"{summary['cost_usd']:.4f} USD (price assumed; --cpu-price-per-hour)"
+        + (f"; progress plot in {plot_path}" if plot_path else "")
     )
+
+
+def _demo_plot(
+    run_dir: Path, out: Path, result: dict[str, Any], price_per_hour: float, cores: int
+) -> Path | None:
+    """Record the real-vs-real precision beside the snapshots' figures and draw progress.png.
+
+    The plot is an extra (matplotlib is optional): without it the demo says so in one line
+    and goes on, rather than losing the faces and figures it has already made.
+    """
+    from stylegan_trainer.plots import QUALITY_FILE, plot_run
+
+    if isinstance(result.get("real_precision"), int | float):
+        _append_json_line(run_dir / QUALITY_FILE, {"real_precision": result["real_precision"]})
+    try:
+        return plot_run(run_dir, out, price_per_hour=price_per_hour, cores=cores)
+    except ConfigError as exc:
+        click.echo(f"demo: no progress plot: {exc}", err=True)
+        return None
 
 
 def best_snapshot(run_dir: Path, seeds: int = 64) -> tuple[str, float]:
@@ -346,12 +369,19 @@ def best_snapshot(run_dir: Path, seeds: int = 64) -> tuple[str, float]:
     precision alone says nothing about faces (see that module). Ties go to the face share,
     then to the later snapshot. The demo then prints every figure of the chosen snapshot
     beside the real-versus-real ones.
+
+    Every snapshot's figures also go to ``run_dir/quality.jsonl`` (one line each: checkpoint,
+    kimg, face share, precision, recall), written afresh, for ``stylegan plot``.
     """
     from stylegan_trainer import generate, quality
     from stylegan_trainer.checkpoint import list_checkpoints, load_generator
+    from stylegan_trainer.plots import QUALITY_FILE
+    from stylegan_trainer.status_report import checkpoint_kimg
     from stylegan_trainer.storage import LocalStorage
 
     classifier = quality.train_face_classifier()
+    history = run_dir / QUALITY_FILE
+    history.write_text("")  # this evaluation's snapshots only, not an earlier demo's
     real_feats: dict[int, Any] = {}  # by resolution
     best: tuple[str, tuple[float, float]] = ("", (-1.0, -1.0))
     for name in list_checkpoints(LocalStorage(run_dir)):
@@ -362,13 +392,22 @@ def best_snapshot(run_dir: Path, seeds: int = 64) -> tuple[str, float]:
         images = quality.to_grey(generate.generate_images(
             G, list(range(10_000, 10_000 + seeds)), truncation_psi=0.7))
         share = float((classifier.predict_proba(images) >= quality.FACE_THRESHOLD).mean())
-        precision, _ = quality.precision_recall(real_feats[G.img_resolution],
-                                                classifier.features(images))
+        precision, recall = quality.precision_recall(real_feats[G.img_resolution],
+                                                     classifier.features(images))
         click.echo(f"demo: snapshot {name}: face share {share:.2f}, precision {precision:.2f}")
+        _append_json_line(history, {
+            "checkpoint": name, "kimg": checkpoint_kimg(name), "face_share": share,
+            "precision": float(precision), "recall": float(recall),
+        })  # fmt: skip
         score = (share * precision, share)
         if score >= best[1]:  # ties go to the later snapshot: more training
             best = (name, score)
     return best[0], best[1][0]
+
+
+def _append_json_line(path: Path, record: dict[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, sort_keys=True) + "\n")
 
 
 def _demo_evaluate(

@@ -26,10 +26,12 @@ def test_help_lists_only_commands_that_load() -> None:
 
 
 def test_console_script_runs_without_importing_torch() -> None:
+    # Nor matplotlib: only `stylegan plot` (and the demo's plot) may load it.
     code = ("import sys; from stylegan_operator.cli import main; "
             "sys.argv=['stylegan','--help']\n"
             "try:\n main()\nexcept SystemExit: pass\n"
-            "assert 'torch' not in sys.modules, 'help imported torch'")
+            "assert 'torch' not in sys.modules, 'help imported torch'\n"
+            "assert 'matplotlib' not in sys.modules, 'help imported matplotlib'")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
