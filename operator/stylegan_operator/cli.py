@@ -1,9 +1,10 @@
 """The ``stylegan`` command line: one click group whose subcommands load lazily.
 
 Each subcommand lives next to the code it drives (training in
-``stylegan_trainer.train_commands``, sampling and quality in ``stylegan_trainer.sample_commands``,
-the resource in ``stylegan_operator.commands``, planning in ``stylegan_operator.estimate``).
-Loading them lazily keeps ``stylegan --help`` and the operator's start free of torch.
+``stylegan_trainer.train_commands``, sampling and quality in
+``stylegan_trainer.sample_commands``, plots in ``stylegan_trainer.plot_commands``, the resource
+in ``stylegan_operator.commands``, planning in ``stylegan_operator.estimate``). Loading them
+lazily keeps ``stylegan --help`` and the operator's start free of torch and matplotlib.
 
 Exit codes shared by every subcommand (the trainer contract in DESIGN.md):
 0 done, 64 bad configuration or input (never retried), 75 retryable failure.

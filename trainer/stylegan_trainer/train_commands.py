@@ -7,8 +7,9 @@ exits 0 (done or time bound), 64 (bad configuration, one line on stderr, before 
 or 75 (retryable: checkpoint I/O, SIGTERM before completion).
 
 ``stylegan demo`` trains the ``cpu`` preset on ``builtin:lfw`` at 32x32 with two local ranks
-under torchrun for a bounded time, then writes a grid of faces, measures their quality and
-prints what the run cost at a stated price per vCPU-hour.
+under torchrun for a bounded time, then picks its best snapshot, writes a grid of faces,
+measures their quality, plots the run (``plots.plot_run``) and prints what it cost at a stated
+price per vCPU-hour.
 """
 
 from __future__ import annotations
