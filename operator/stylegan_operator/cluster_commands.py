@@ -34,7 +34,7 @@ from typing import Any, Final
 import click
 
 from stylegan_operator import render
-from stylegan_operator.cost import CostError, format_money
+from stylegan_operator.cost import CostError, format_money, parse_time
 from stylegan_operator.spec import GROUP, PLURAL, VERSION
 from stylegan_trainer.kubeapi import api_message as _api_message
 
@@ -77,16 +77,6 @@ class RunRow:
     age_seconds: float | None
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -114,7 +104,7 @@ def run_row(run: Mapping[str, Any], now: datetime) -> RunRow:
     meta = run.get("metadata") or {}
     status = run.get("status") or {}
     spec = run.get("spec") or {}
-    created = _parse_time(meta.get("creationTimestamp"))
+    created = parse_time(meta.get("creationTimestamp"))
     total = status.get("totalKimg", (spec.get("training") or {}).get("kimg"))
     currency = status.get("currency") or (spec.get("cost") or {}).get("currency")
     return RunRow(
@@ -404,8 +394,6 @@ class Cluster:
             yield from response.stream(4096, decode_content=True)
         finally:
             response.release_conn()
-
-
 
 
 # --------------------------------------------------------------------------- commands

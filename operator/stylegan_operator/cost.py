@@ -52,6 +52,7 @@ __all__ = [
     "format_duration",
     "format_money",
     "lost_work_cost",
+    "parse_time",
     "pod_gpu_seconds",
     "pod_usage",
     "project",
@@ -483,6 +484,18 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
     if value is None:
         value = obj.get(_snake(key))
     return default if value is None else value
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A Kubernetes timestamp (RFC 3339 string) as an aware datetime; None when absent or
+    unreadable (for status fields, where a missing time means "not yet")."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _time(value: Any, field_name: str) -> datetime | None:

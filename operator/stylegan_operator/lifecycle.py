@@ -94,6 +94,7 @@ from stylegan_operator.cost import (
     format_duration,
     format_money,
     lost_work_cost,
+    parse_time,
     pod_usage,
     project,
 )
@@ -274,16 +275,6 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _short(message: str | None) -> str:
     text = " ".join((message or "").split())
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
@@ -348,8 +339,8 @@ def _waiting(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 def _scheduled_at(pod: Mapping[str, Any]) -> datetime | None:
     for cond in (pod.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "True":
-            return _parse_time(cond.get("lastTransitionTime"))
-    return _parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
+            return parse_time(cond.get("lastTransitionTime"))
+    return parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
 
 
 def _unschedulable_message(pod: Mapping[str, Any]) -> str | None:
@@ -627,7 +618,7 @@ def decide(
         if stale < attempt and not _is_deleting(job):
             d.plan.deletes.append(("Job", _job_name(job)))
 
-    start = _parse_time(d.old.get("startTime")) or now
+    start = parse_time(d.old.get("startTime")) or now
     d.status["startTime"] = _iso(start)
     deadline = spec.run_policy.active_deadline_seconds
     desired_suspend = spec.suspend or (
@@ -701,7 +692,7 @@ def _drive_attempt(
     if outcome.state == "succeeded":
         d.set_phase(SUCCEEDED, REASON_COMPLETED, f"Job {name} completed: training reached "
                     f"{spec.training.kimg} kimg")
-        completion = _parse_time((job.get("status") or {}).get("completionTime"))
+        completion = parse_time((job.get("status") or {}).get("completionTime"))
         d.status["completionTime"] = _iso(completion or d.now)
         return
     if outcome.state == "failed":
@@ -1029,7 +1020,7 @@ def _fail(d: _Decision, reason: str, message: str) -> None:
 def _ttl(d: _Decision, spec: RunSpec | None) -> None:
     if spec is None or spec.run_policy.ttl_seconds_after_finished is None:
         return
-    done = _parse_time(d.status.get("completionTime") or d.old.get("completionTime"))
+    done = parse_time(d.status.get("completionTime") or d.old.get("completionTime"))
     if done is None:
         return
     if d.now >= done + timedelta(seconds=spec.run_policy.ttl_seconds_after_finished):
@@ -1299,8 +1290,8 @@ def _checkpoint_ref(reported: Mapping[str, Any], known: Any) -> dict[str, Any]:
     """
     ref = {k: reported[k] for k in ("uri", "kimg", "time") if reported.get(k) is not None}
     if isinstance(known, Mapping) and known.get("uri") == ref["uri"]:
-        earlier = _parse_time(known.get("time"))
-        reported_time = _parse_time(ref.get("time"))
+        earlier = parse_time(known.get("time"))
+        reported_time = parse_time(ref.get("time"))
         if earlier is not None and (reported_time is None or earlier < reported_time):
             ref["time"] = known["time"]
     return ref
@@ -1308,7 +1299,7 @@ def _checkpoint_ref(reported: Mapping[str, Any], known: Any) -> dict[str, Any]:
 
 def _checkpoint_time(ref: Any) -> datetime | None:
     """When the checkpoint ``status.lastCheckpoint`` names was written, if it says."""
-    return _parse_time(ref.get("time")) if isinstance(ref, Mapping) else None
+    return parse_time(ref.get("time")) if isinstance(ref, Mapping) else None
 
 
 def diff_status(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:

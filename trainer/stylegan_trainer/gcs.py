@@ -74,6 +74,7 @@ from stylegan_trainer.storage import (
     Storage,
     check_name,
     content_type_of,
+    decode_pointer,
     read_local_file,
     register_backend,
 )
@@ -404,13 +405,7 @@ class GCSStorage(Storage):
             return None
         if blob.generation is None:
             raise StorageError(f"storage: {uri} was served without x-goog-generation")
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise StorageError(f"storage: pointer {uri} is not JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise StorageError(f"storage: pointer {uri} is not a JSON object")
-        return data, int(blob.generation)
+        return decode_pointer(raw, uri), int(blob.generation)
 
     def write_pointer(self, name: str, data: dict[str, Any], expected_generation: int) -> int:
         uri = self.location.uri(check_name(name))

@@ -57,6 +57,17 @@ def read_local_file(path: str | os.PathLike[str]) -> bytes:
         raise StorageError(f"storage: cannot read {path} to upload it: {exc}") from exc
 
 
+def decode_pointer(raw: bytes, where: str) -> dict[str, Any]:
+    """A pointer object's JSON; ``StorageError`` naming ``where`` when it is not an object."""
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise StorageError(f"storage: pointer {where} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise StorageError(f"storage: pointer {where} is not a JSON object")
+    return data
+
+
 def content_type_of(name: str) -> str:
     """The MIME type an object called ``name`` is served with (``image/png`` for grids)."""
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -229,12 +240,7 @@ class LocalStorage(Storage):
             raw = self.read_bytes(name)
         except ObjectNotFound:
             return None
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise StorageError(f"storage: pointer {self._path(name)} is not JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise StorageError(f"storage: pointer {self._path(name)} is not a JSON object")
+        data = decode_pointer(raw, str(self._path(name)))
         return data, int(data.get(GENERATION_KEY, 0))
 
     def read_pointer(self, name: str) -> tuple[dict[str, Any], int] | None:

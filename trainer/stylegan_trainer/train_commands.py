@@ -90,11 +90,6 @@ def read_config_file(path: str) -> dict[str, Any]:
     return data
 
 
-def _whole_number(value: str | None) -> int | str | None:
-    """A flag's digits as an int (``--data-workers 2``); other text stays for validate()."""
-    return int(value) if value is not None and value.strip().isdigit() else value
-
-
 def parse_override(text: str) -> tuple[str, Any]:
     """``KEY=VALUE`` with VALUE read as YAML (``lr_g=0.002``, ``betas=[0, 0.99]``)."""
     key, sep, raw = text.partition("=")
@@ -157,9 +152,9 @@ def run_training(options: Any) -> int:
 @click.option("--tick-kimg", type=float, help="Report every this many kimg.")
 @click.option("--device", help="auto, cpu, cuda or cuda:N.")
 @click.option(
-    "--data-workers", callback=lambda ctx, param, value: _whole_number(value),
+    "--data-workers",  # text: loop.parse_data_workers reads "auto" and digits alike
     help="Image loading processes per rank: auto (none on CPU, up to 3 on CUDA), or N >= 0.",
-)  # fmt: skip
+)
 @click.option("--cond/--no-cond", default=None, help="Condition on the dataset's labels.")
 @click.option("--checkpoint-uri", help="Where checkpoints go (default: outdir).")
 @click.option("--keep-checkpoints", type=int, help="How many checkpoints to keep.")
@@ -349,8 +344,7 @@ def _demo_plot(
     """
     from stylegan_trainer.plots import QUALITY_FILE, plot_run
 
-    if isinstance(result.get("real_precision"), int | float):
-        _append_json_line(run_dir / QUALITY_FILE, {"real_precision": result["real_precision"]})
+    _append_json_line(run_dir / QUALITY_FILE, {"real_precision": result["real_precision"]})
     try:
         return plot_run(run_dir, out, price_per_hour=price_per_hour, cores=cores)
     except ConfigError as exc:

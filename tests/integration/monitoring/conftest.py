@@ -30,8 +30,9 @@ on a local port, and Prometheus scrapes it with the ``namespace``/``run`` labels
 the target, as the chart's PodMonitor relabelling sets them from the pod. (A restarted
 attempt keeps the same endpoint here; on a cluster the new pod is a new target.)
 
-Tests use the :class:`MetricsSource` interface, the plan's constants below (run names,
-the expected lost work) and the API server for the runs' status.
+Tests use :class:`OperatorOnCluster` (``runs``, ``scrape_configs()``, ``advance()``), the
+plan's constants below (run names, the expected lost work) and the API server for the runs'
+status.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import kubernetes
 import pytest
@@ -53,22 +54,6 @@ from stylegan_trainer.progress import Reporter, TickReport
 from stylegan_trainer.status_report import StatusReporter, kubernetes_sender
 from tests.integration.conftest import Runs, gpu_run, token_kubeconfig
 from tests.support import Kubectl, OperatorProcess, restricted_namespace, wait_for
-
-
-class MetricsSource(Protocol):
-    """What the monitoring integration tests need from whatever exports the metrics."""
-
-    runs: list[tuple[str, str]]
-    """(namespace, run) of every run it exports."""
-
-    def scrape_configs(self) -> list[dict]:
-        """Prometheus ``scrape_configs`` entries (1 s interval) that reach the exporters."""
-        ...
-
-    def advance(self) -> float:
-        """Move every run on (more kimg; cost grows with time); the first run's new kimg."""
-        ...
-
 
 USD_PER_GPU_HOUR = 3600.0
 """1 USD per GPU-second: a few seconds of a KWOK pod's life are visible money."""
@@ -321,7 +306,7 @@ class OperatorOnCluster:
 def metrics_source(
     kubectl: Kubectl, operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory,
     request: pytest.FixtureRequest,
-) -> Iterator[MetricsSource]:
+) -> Iterator[OperatorOnCluster]:
     source = OperatorOnCluster(kubectl, operator_kubeconfig, tmp_path_factory.mktemp("monitoring"))
     failed_before = request.session.testsfailed
     try:

@@ -41,7 +41,7 @@ from tests.integration.monitoring.conftest import (
     LOST_WORK_USD,
     OVER_BUDGET_RUN,
     RESTARTED_RUN,
-    MetricsSource,
+    OperatorOnCluster,
 )
 from tests.support import ROOT, Kubectl, Prometheus, wait_for
 
@@ -89,7 +89,7 @@ def get_json(prom: Prometheus, path: str) -> dict:
 
 @pytest.fixture(scope="module")
 def prometheus(module_prometheus_factory: Callable[[dict], Prometheus],
-               metrics_source: MetricsSource, tmp_path_factory: pytest.TempPathFactory,
+               metrics_source: OperatorOnCluster, tmp_path_factory: pytest.TempPathFactory,
                ) -> Prometheus:
     """Prometheus scraping the source, with samples from several updates already stored."""
     # One for the module: every test only reads what it scraped.
@@ -113,7 +113,7 @@ def prometheus(module_prometheus_factory: Callable[[dict], Prometheus],
 
 
 def test_every_panel_query_returns_data(prometheus: Prometheus,
-                                        metrics_source: MetricsSource) -> None:
+                                        metrics_source: OperatorOnCluster) -> None:
     everything = {"namespace": ".*", "run": ".*", "currency": "USD", **BUILTINS}
     targets = all_targets()
     assert len(targets) >= 30
@@ -131,7 +131,7 @@ def test_every_panel_query_returns_data(prometheus: Prometheus,
 
 
 def test_selecting_one_namespace_and_currency_narrows_every_query(
-        prometheus: Prometheus, metrics_source: MetricsSource) -> None:
+        prometheus: Prometheus, metrics_source: OperatorOnCluster) -> None:
     for namespace, run in metrics_source.runs:
         selected = {"namespace": namespace, "run": run, "currency": "USD", **BUILTINS}
         for board, title, expr in all_targets():
@@ -148,7 +148,7 @@ def test_selecting_one_namespace_and_currency_narrows_every_query(
 
 
 def test_variable_queries_offer_the_runs_namespaces_and_currencies(
-        prometheus: Prometheus, metrics_source: MetricsSource) -> None:
+        prometheus: Prometheus, metrics_source: OperatorOnCluster) -> None:
     offered: dict[str, set[str]] = {}
     for _board, variable, query in variable_queries():
         match = re.fullmatch(r"label_values\((.+), (\w+)\)", query)
@@ -204,7 +204,7 @@ def scraped_status_cost(prometheus: Prometheus, kubectl: Kubectl, namespace: str
 
 
 def test_the_scraped_cost_is_the_runs_status_cost(
-        prometheus: Prometheus, metrics_source: MetricsSource, kubectl: Kubectl) -> None:
+        prometheus: Prometheus, metrics_source: OperatorOnCluster, kubectl: Kubectl) -> None:
     for namespace, run in metrics_source.runs:
         cost = wait_for(partial(scraped_status_cost, prometheus, kubectl, namespace, run),
                         timeout=30, interval=0.5,
@@ -218,7 +218,7 @@ def test_the_scraped_cost_is_the_runs_status_cost(
 
 
 def test_the_failed_attempt_shows_as_a_restart_and_its_lost_work(
-        prometheus: Prometheus, metrics_source: MetricsSource) -> None:
+        prometheus: Prometheus, metrics_source: OperatorOnCluster) -> None:
     restarts = {s["metric"]["run"]: float(s["value"][1])
                 for s in prometheus.query("stylegan_run_restarts_total")}
     assert restarts == {run: float(run == RESTARTED_RUN) for _, run in metrics_source.runs}
