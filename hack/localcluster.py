@@ -325,10 +325,12 @@ class LocalCluster:
                 code, _ = self.request("POST", "/api/v1/nodes", node)
                 if code not in (201, 409):
                     raise ClusterError(f"creating node {node['metadata']['name']}: HTTP {code}")
-                # kwok's node-initialize stage keeps the capacity we give it.
-                name = node["metadata"]["name"]
-                self.request("PATCH", f"/api/v1/nodes/{name}/status", {"status": status},
-                             content_type="application/merge-patch+json")
+                self._patch_node_status(node["metadata"]["name"], status)
+
+    def _patch_node_status(self, name: str, status: dict) -> None:
+        # kwok's node-ready stage copies the capacity it finds into the Ready status.
+        self.request("PATCH", f"/api/v1/nodes/{name}/status", {"status": status},
+                     content_type="application/merge-patch+json")
 
     # -- readiness probes ----------------------------------------------------------------
     def _wait(self, name: str, probe, timeout: float, optional: bool = False) -> None:
@@ -364,7 +366,15 @@ class LocalCluster:
         ready = [n for n in items if any(
             c["type"] == "Ready" and c["status"] == "True"
             for c in n.get("status", {}).get("conditions", []))]
-        return len(ready) == want
+        # The stage can fire between the node's creation and its capacity patch and then
+        # write the Ready status without capacity (the scheduler then sees 0 CPUs: seen once
+        # on the CPU nodes). Once Ready the stage no longer fires, so patching again sticks.
+        empty = [n["metadata"]["name"] for n in ready if not n["status"].get("allocatable")]
+        for name in empty:
+            pool_name, index = name.rsplit("-", 1)
+            pool = next(p for p in self.pools if p.name == pool_name)
+            self._patch_node_status(name, node_manifest(pool, int(index))["status"])
+        return len(ready) == want and not empty
 
     def _lease_held(self, name: str) -> bool:
         path = f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{name}"

@@ -54,6 +54,13 @@ def test_nodes_advertise_gpus(kubectl: Kubectl) -> None:
     assert "v100-0" in out and " 8" in out
 
 
+def test_every_node_offers_cpu_and_memory(kubectl: Kubectl) -> None:
+    # A node whose Ready status came without capacity schedules nothing ("Insufficient cpu").
+    for node in kubectl.json("nodes")["items"]:
+        allocatable = node["status"].get("allocatable") or {}
+        assert {"cpu", "memory", "pods"} <= allocatable.keys(), node["metadata"]["name"]
+
+
 def test_indexed_job_runs_on_requested_gpu_nodes(kubectl: Kubectl, namespace: str) -> None:
     job = {
         "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "gpu-job"},
