@@ -58,9 +58,9 @@ def test_example_runs_to_success(name: str, kubectl: Kubectl, namespace: str,
     assert status["attempt"] == 1 and status["activeJob"] == f"{name}-a1"
     assert any(c["type"] == "Pending" for c in status["conditions"])  # it was Pending first
     if gpu_type != "cpu":
-        # Pod lifetimes are priced from whole-second timestamps: ended within the second they
-        # were bound, they would cost nothing. Let some GPU time pass before ending them.
-        runs.wait_status(name, lambda s: (s.get("gpuHours") or 0) > 0, "GPU time while running")
+        # Pod lifetimes are priced from whole-second timestamps and cost is shown in cents:
+        # ended within the second they were bound, they would cost 0.00. Wait for a cent.
+        runs.wait_status(name, lambda s: (s.get("cost") or 0) > 0, "cost while running")
     runs.exit_pods(pods, 0)
     status = runs.wait_phase(name, "Succeeded")
     assert status["completionTime"] and status["restarts"] == 0
