@@ -6,9 +6,8 @@
 #   docker build --target trainer  -t ghcr.io/stylegan-operator/trainer:0.1.0 .
 #
 # * builder           builds the project's wheel (pure Python) from this checkout
-# * venv-operator     a virtualenv with the wheel and CPU-only torch (the operator never
-#                     imports torch, but the distribution depends on it: keep it small)
-# * venv-trainer      a virtualenv with the wheel and CUDA torch
+# * venv-operator     a virtualenv with the wheel alone: the operator's dependencies, no torch
+# * venv-trainer      a virtualenv with CUDA torch and the wheel with its [trainer,plot] extras
 # * operator, trainer the final images: the base OS, python3 and the virtualenv copied in;
 #                     no compiler, no pip, no package caches
 #
@@ -19,9 +18,7 @@
 # /usr/bin/python3 (3.12) in it.
 ARG BASE_IMAGE=ubuntu:24.04@sha256:84e77dee7d1bc93fb029a45e3c6cb9d8aa4831ccfcc7103d36e876938d28895b
 ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04@sha256:8aef630a54bc5c5146ae5ce68e6af5caa3df0fb690bb91544175c91f307e4356
-# Where each image's torch comes from: CPU wheels for the operator, CUDA 12.6 wheels (the
-# base image's CUDA) for the trainer.
-ARG OPERATOR_TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# Where the trainer's torch comes from: the CUDA 12.6 wheels (the base image's CUDA).
 ARG TRAINER_TORCH_INDEX=https://download.pytorch.org/whl/cu126
 
 # ------------------------------------------------------------------------------ builder
@@ -36,6 +33,7 @@ RUN apt-get update \
 RUN python3 -m venv /opt/build
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY common/ common/
 COPY operator/ operator/
 COPY trainer/ trainer/
 RUN /opt/build/bin/python -m pip wheel --no-deps . -w /wheels
@@ -44,9 +42,7 @@ RUN /opt/build/bin/python -m pip wheel --no-deps . -w /wheels
 # Built at /opt/stylegan, the path they keep in the final images (a virtualenv's scripts
 # name their interpreter by absolute path).
 FROM builder AS venv-operator
-ARG OPERATOR_TORCH_INDEX
 RUN python3 -m venv /opt/stylegan \
- && /opt/stylegan/bin/pip install --index-url "${OPERATOR_TORCH_INDEX}" torch \
  && /opt/stylegan/bin/pip install /wheels/stylegan_operator-*.whl \
  && /opt/stylegan/bin/pip uninstall -y pip
 
@@ -54,7 +50,7 @@ FROM builder AS venv-trainer
 ARG TRAINER_TORCH_INDEX
 RUN python3 -m venv /opt/stylegan \
  && /opt/stylegan/bin/pip install --index-url "${TRAINER_TORCH_INDEX}" torch \
- && /opt/stylegan/bin/pip install /wheels/stylegan_operator-*.whl \
+ && /opt/stylegan/bin/pip install "$(echo /wheels/stylegan_operator-*.whl)[trainer,plot]" \
  && /opt/stylegan/bin/pip uninstall -y pip
 
 # ---------------------------------------------------------------------------- operator

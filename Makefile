@@ -44,7 +44,7 @@ generate: venv  ## regenerate every committed generated file (CRD, chart copies,
 	$(PY) hack/chart-readme.py
 
 lint: venv  ## ruff
-	.venv/bin/ruff check operator trainer tests bench hack
+	.venv/bin/ruff check common operator trainer tests bench hack
 
 clean:  ## remove build outputs of this checkout (not the shared cache)
 	rm -rf .pytest_cache .ruff_cache .mypy_cache out build dist

@@ -42,11 +42,11 @@ sys.path.insert(0, str(ROOT / "hack"))
 
 import fakegcs  # noqa: E402
 
-from stylegan_trainer.checkpoint import load_latest, save_checkpoint, serialize  # noqa: E402
-from stylegan_trainer.gcs import DEFAULT_CHUNK_SIZE, GCSStorage  # noqa: E402
-from stylegan_trainer.networks import build_networks, count_parameters  # noqa: E402
-from stylegan_trainer.presets import resolve_preset  # noqa: E402
-from stylegan_trainer.storage import LocalStorage, Storage  # noqa: E402
+from stylegan_common.storage import LocalStorage, Storage  # noqa: E402
+from stylegan_common.storage.gcs import DEFAULT_CHUNK_SIZE, GCSStorage  # noqa: E402
+from stylegan_trainer.model.networks import build_networks, count_parameters  # noqa: E402
+from stylegan_trainer.train.checkpoint import load_latest, save_checkpoint, serialize  # noqa: E402
+from stylegan_trainer.train.presets import resolve_preset  # noqa: E402
 
 MB = 1e6
 T = TypeVar("T")

@@ -1,6 +1,6 @@
 """What the no-download quality figures say about sets whose answer is known.
 
-Prints face share, precision, recall and KID (all from ``stylegan_trainer.quality``, in the
+Prints face share, precision, recall and KID (all from ``stylegan_trainer.quality.measures``, in the
 face classifier's standardised HOG space, against real half A as ``evaluate_generator`` does)
 for reference sets at 32x32, the size a 32x32 generator trains on and is compared at (LFW's
 25x25 crops resized as training resizes them): the other real half, copies of the training
@@ -19,10 +19,10 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from stylegan_trainer import quality
-from stylegan_trainer.generate import generate_images
-from stylegan_trainer.networks import Generator
-from stylegan_trainer.presets import resolve_preset
+from stylegan_trainer.model.networks import Generator
+from stylegan_trainer.quality import measures as quality
+from stylegan_trainer.sampling.generate import generate_images
+from stylegan_trainer.train.presets import resolve_preset
 
 RESOLUTION = 32
 

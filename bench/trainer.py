@@ -34,7 +34,7 @@ def measure_in_subprocess(
     resolution: int, preset: str, device: str, mixed_precision: bool, steps: int
 ) -> dict[str, Any]:
     """Run ``stylegan benchmark --json`` for one case in its own Python process."""
-    code = "from stylegan_trainer.train_commands import benchmark_cmd; benchmark_cmd()"
+    code = "from stylegan_trainer.cli.train_commands import benchmark_cmd; benchmark_cmd()"
     args = [
         sys.executable, "-c", code, "--json", "--resolution", str(resolution), "--preset", preset,
         "--device", device, "--steps", str(steps),
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--cpu-only", action="store_true")
     args = parser.parse_args()
 
-    from stylegan_trainer.train_commands import format_benchmark
+    from stylegan_trainer.cli.train_commands import format_benchmark
 
     cases = list(CPU_CASES)
     if not args.cpu_only and cuda_available():

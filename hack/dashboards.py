@@ -15,7 +15,8 @@ Usage::
     python hack/dashboards.py           # (re)write the JSON files
     python hack/dashboards.py --check   # exit 1, listing the files, when they have drifted
 
-Every query uses only metrics that ``stylegan_operator.metrics`` exports and selects by the
+Every query uses only metrics that ``stylegan_operator.controller.metrics`` exports and
+selects by the
 template variables ``$namespace`` and ``$run`` (multi-value, "All" = ``.*``) and, for money,
 ``$currency`` (each money series exists once per currency; USD always). Run metrics carry
 ``namespace`` and ``run`` themselves, so the operator's scrape must keep them (``honor_labels``
@@ -72,7 +73,7 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableSort,
 )
 
-from stylegan_operator.metrics import PHASES
+from stylegan_operator.controller.metrics import PHASES
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "charts" / "stylegan-operator" / "dashboards"

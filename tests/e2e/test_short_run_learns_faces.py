@@ -33,11 +33,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylegan_trainer.errors import EXIT_OK
-from stylegan_trainer.loop import Trainer, TrainingOptions
-from stylegan_trainer.progress import SilentReporter
-from stylegan_trainer.quality import evaluate_generator
-from stylegan_trainer.train_commands import DEMO_OPTIONS
+from stylegan_common.errors import EXIT_OK
+from stylegan_trainer.cli.train_commands import DEMO_OPTIONS
+from stylegan_trainer.quality.measures import evaluate_generator
+from stylegan_trainer.report.progress import SilentReporter
+from stylegan_trainer.train.loop import Trainer, TrainingOptions
 
 pytestmark = pytest.mark.slow
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from stylegan_operator.render import RUN_AS_USER
+from stylegan_operator.reconcile.render import RUN_AS_USER
 from tests.support import ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
@@ -155,10 +155,16 @@ def test_trainer_runs_on_a_pinned_cuda_runtime_base(dockerfile: Dockerfile) -> N
     assert index.endswith(f"/cu{match.group('major')}{match.group('minor')}"), index
 
 
-def test_operator_image_has_no_cuda(dockerfile: Dockerfile) -> None:
+def test_operator_image_has_no_cuda_and_no_torch(dockerfile: Dockerfile) -> None:
     operator = dockerfile.resolve(dockerfile.stage("operator").base)
     assert "cuda" not in operator
-    assert dockerfile.global_args["OPERATOR_TORCH_INDEX"].endswith("/cpu")
+    runs = " ".join(dockerfile.stage("venv-operator").args_of("RUN"))
+    assert "torch" not in runs and "[trainer" not in runs, runs
+
+
+def test_trainer_image_installs_the_trainer_extra(dockerfile: Dockerfile) -> None:
+    runs = " ".join(dockerfile.stage("venv-trainer").args_of("RUN"))
+    assert re.search(r"stylegan_operator-\*\.whl\)\[trainer\b", runs), runs
 
 
 # --------------------------------------------------------------------------- the wheel
@@ -213,7 +219,7 @@ def wheel(dockerfile: Dockerfile, tmp_path_factory: pytest.TempPathFactory) -> P
     return built
 
 
-def test_the_wheel_holds_both_packages_and_the_stylegan_command(
+def test_the_wheel_holds_the_three_packages_and_the_stylegan_command(
     wheel: Path, dockerfile: Dockerfile,
 ) -> None:
     with zipfile.ZipFile(wheel) as archive:
@@ -221,8 +227,10 @@ def test_the_wheel_holds_both_packages_and_the_stylegan_command(
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         parser = configparser.ConfigParser()
         parser.read_string(archive.read(entry_points).decode())
-    assert "stylegan_operator/cli.py" in names and "stylegan_trainer/loop.py" in names
-    assert parser["console_scripts"]["stylegan"].strip() == "stylegan_operator.cli:main"
+    for module in ("stylegan_operator/cli/main.py", "stylegan_trainer/train/loop.py",
+                   "stylegan_common/storage/base.py"):
+        assert module in names, f"the wheel lacks {module}"
+    assert parser["console_scripts"]["stylegan"].strip() == "stylegan_operator.cli.main:main"
     for target in FINAL_TARGETS:
         (entrypoint,) = dockerfile.stage(target).args_of("ENTRYPOINT")
         assert entrypoint == '["stylegan"]', f"{target}: ENTRYPOINT {entrypoint}"
@@ -283,3 +291,16 @@ def test_dockerignore_keeps_environments_and_outputs_out_of_the_context() -> Non
         assert needed in patterns, f".dockerignore lacks {needed}"
     for kept in ("pyproject.toml", "README.md", "operator", "trainer"):
         assert not any(fnmatch.fnmatch(kept, p) for p in patterns), f"{kept} is ignored"
+
+
+def test_torch_is_required_only_by_the_trainer_extra(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        requires = [line.removeprefix("Requires-Dist:").strip()
+                    for line in archive.read(metadata).decode().splitlines()
+                    if line.startswith("Requires-Dist:")]
+    heavy = [r for r in requires if re.match(r"(torch|scikit-image|numpy)\b", r)]
+    assert heavy, requires
+    for requirement in heavy:
+        assert 'extra == "trainer"' in requirement, f"{requirement} is not behind [trainer]"
+    assert any(r.startswith("kopf") and "extra" not in r for r in requires), requires

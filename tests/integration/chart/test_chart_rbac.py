@@ -219,7 +219,7 @@ def test_the_status_role_grants_the_trainer_one_run_only(
 ) -> None:
     """What the trainer's Role (made by the operator) allows, checked on a Role built the
     same way by the lifecycle code, bound to a test account."""
-    from stylegan_operator import lifecycle
+    from stylegan_operator.reconcile import lifecycle
 
     ns = installed.served
     meta = {"name": "faces", "namespace": ns, "uid": "00000000-0000-0000-0000-000000000001"}

@@ -76,7 +76,7 @@ and `kubectl get sgrun -w` follows them.
 ## `kubectl explain styleganrun.spec.model`
 
 Every field of the spec carries its description, generated from the pydantic models in
-`operator/stylegan_operator/spec.py`:
+`operator/stylegan_operator/api/spec.py`:
 
 ```console
 $ kubectl explain styleganrun.spec.model

@@ -19,15 +19,15 @@ import torch
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from stylegan_trainer.checkpoint import (
+from stylegan_common.errors import EXIT_CONFIG, EXIT_RETRYABLE, PreconditionFailed, StorageError
+from stylegan_common.storage.gcs import CHUNK_QUANTUM, GCSStorage, StorageConfigError
+from stylegan_trainer.train.checkpoint import (
     POINTER_NAME,
     list_checkpoints,
     load_checkpoint,
     load_latest,
     save_checkpoint,
 )
-from stylegan_trainer.errors import EXIT_CONFIG, EXIT_RETRYABLE, PreconditionFailed, StorageError
-from stylegan_trainer.gcs import CHUNK_QUANTUM, GCSStorage, StorageConfigError
 from tests.integration.gcs.conftest import FlakyGCS
 
 MIB = 1024 * 1024
@@ -100,8 +100,8 @@ def test_two_writers_racing_on_latest_json_exactly_one_wins(bucket: str) -> None
 
 CHILD_SAVES_A_LARGE_CHECKPOINT = textwrap.dedent("""
     import sys, torch
-    from stylegan_trainer.checkpoint import save_checkpoint
-    from stylegan_trainer.gcs import GCSStorage
+    from stylegan_trainer.train.checkpoint import save_checkpoint
+    from stylegan_common.storage.gcs import GCSStorage
     store = GCSStorage(sys.argv[1], chunk_size=4 * 256 * 1024)
     state = {"cur_nimg": 2000, "G": {"w": torch.randn(6 * 1024 * 1024)}}  # 24 MiB
     save_checkpoint(store, state, kimg=2.0)
@@ -153,7 +153,7 @@ def test_corrupted_checkpoint_is_detected_and_the_previous_one_used(
     damaged[len(damaged) // 2] ^= 0xFF  # same size, one flipped byte
     blob.upload_from_string(bytes(damaged))  # out of band: a valid object, wrong contents
 
-    with caplog.at_level(logging.WARNING, logger="stylegan_trainer.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="stylegan_trainer.train.checkpoint"):
         state = load_latest(store)
     assert state is not None and state["cur_nimg"] == 1000
     assert state["_checkpoint_name"] == older

@@ -14,9 +14,9 @@ import PIL.Image
 import pytest
 from google.cloud import storage
 
-from stylegan_trainer.data import open_dataset
-from stylegan_trainer.errors import EXIT_CONFIG, EXIT_RETRYABLE, DatasetError, StorageError
-from stylegan_trainer.gcs import download_dataset
+from stylegan_common.errors import EXIT_CONFIG, EXIT_RETRYABLE, DatasetError, StorageError
+from stylegan_trainer.data.dataset import open_dataset
+from stylegan_trainer.data.remote import download_dataset
 from tests.integration.gcs.conftest import FlakyGCS
 
 OBJECT = "datasets/faces.zip"

@@ -20,9 +20,9 @@ import pytest
 import torch
 from google.cloud import storage
 
-from stylegan_trainer.errors import EXIT_CONFIG, EXIT_OK, EXIT_RETRYABLE
-from stylegan_trainer.loop import Trainer, TrainingOptions
-from stylegan_trainer.progress import SilentReporter
+from stylegan_common.errors import EXIT_CONFIG, EXIT_OK, EXIT_RETRYABLE
+from stylegan_trainer.report.progress import SilentReporter
+from stylegan_trainer.train.loop import Trainer, TrainingOptions
 from tests.integration.chart.conftest import cpu_run
 from tests.integration.gcs.conftest import new_bucket
 from tests.support import STYLEGAN, Kubectl, install_crd

@@ -14,7 +14,7 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from stylegan_trainer.errors import (
+from stylegan_common.errors import (
     EXIT_CONFIG,
     EXIT_RETRYABLE,
     DatasetError,
@@ -22,14 +22,9 @@ from stylegan_trainer.errors import (
     PreconditionFailed,
     StorageError,
 )
-from stylegan_trainer.gcs import (
-    CHUNK_QUANTUM,
-    GCSStorage,
-    StorageConfigError,
-    download_dataset,
-    parse_gs_uri,
-)
-from stylegan_trainer.storage import open_storage
+from stylegan_common.storage import open_storage
+from stylegan_common.storage.gcs import CHUNK_QUANTUM, GCSStorage, StorageConfigError, parse_gs_uri
+from stylegan_trainer.data.remote import download_dataset
 from tests.integration.gcs.conftest import FlakyGCS
 
 MIB = 1024 * 1024

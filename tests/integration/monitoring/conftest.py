@@ -46,12 +46,12 @@ from typing import Any
 import kubernetes
 import pytest
 
-from stylegan_operator.cost import DEFAULT_EXCHANGE_RATES
-from stylegan_operator.lifecycle import service_account_name
-from stylegan_trainer.checkpoint import checkpoint_name
-from stylegan_trainer.metrics_export import MetricsExporter
-from stylegan_trainer.progress import Reporter, TickReport
-from stylegan_trainer.status_report import StatusReporter, kubernetes_sender
+from stylegan_operator.cost.pricing import DEFAULT_EXCHANGE_RATES
+from stylegan_operator.reconcile.lifecycle import service_account_name
+from stylegan_trainer.report.metrics_export import MetricsExporter
+from stylegan_trainer.report.progress import Reporter, TickReport
+from stylegan_trainer.report.status import StatusReporter, kubernetes_sender
+from stylegan_trainer.train.checkpoint import checkpoint_name
 from tests.integration.conftest import Runs, gpu_run, token_kubeconfig
 from tests.support import Kubectl, OperatorProcess, restricted_namespace, wait_for
 

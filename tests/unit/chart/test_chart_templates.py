@@ -39,9 +39,9 @@ from tests.unit.chart.helmtool import (
     template_args,
 )
 
-from stylegan_operator import render as run_render
-from stylegan_operator.cost import PriceCatalog
-from stylegan_operator.runner import operator_cmd
+from stylegan_operator.controller.runner import operator_cmd
+from stylegan_operator.cost.pricing import PriceCatalog
+from stylegan_operator.reconcile import render as run_render
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("STYLEGAN_UPDATE_GOLDEN") == "1"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from stylegan_operator import cluster_commands as cc
+from stylegan_operator.cli import cluster_commands as cc
 
 NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from stylegan_operator.cli import COMMANDS, main
+from stylegan_operator.cli.main import COMMANDS, main
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -27,7 +27,7 @@ def test_help_lists_only_commands_that_load() -> None:
 
 def test_console_script_runs_without_importing_torch() -> None:
     # Nor matplotlib: only `stylegan plot` (and the demo's plot) may load it.
-    code = ("import sys; from stylegan_operator.cli import main; "
+    code = ("import sys; from stylegan_operator.cli.main import main; "
             "sys.argv=['stylegan','--help']\n"
             "try:\n main()\nexcept SystemExit: pass\n"
             "assert 'torch' not in sys.modules, 'help imported torch'\n"
@@ -55,3 +55,51 @@ def test_every_tool_module_pins_the_version_in_versions_env() -> None:
     replaced = re.findall(r"(k8s\.io/[a-z0-9-]+) => k8s\.io/[a-z0-9-]+ (v\S+)", k8s)
     assert len(replaced) >= 30
     assert {v for _, v in replaced} == {staging}
+
+
+# Blocks the trainer extra's libraries the way a `pip install stylegan-operator` (no extras)
+# lacks them: a None entry in sys.modules makes both find_spec and import see no module.
+_WITHOUT_TRAINER_EXTRA = (
+    "import sys\n"
+    "for name in ('torch', 'numpy', 'PIL', 'skimage', 'tqdm', 'matplotlib'):\n"
+    "    sys.modules[name] = None\n"
+)
+
+
+def _run_without_trainer_extra(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", _WITHOUT_TRAINER_EXTRA + code],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_every_operator_and_common_module_imports_without_the_trainer_extra() -> None:
+    code = (
+        "import importlib, pkgutil\n"
+        "import stylegan_common, stylegan_operator\n"
+        "for package in (stylegan_common, stylegan_operator):\n"
+        "    for info in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
+        "        importlib.import_module(info.name)\n"
+        "        print(info.name)\n"
+    )
+    proc = _run_without_trainer_extra(code)
+    assert proc.returncode == 0, proc.stderr
+    imported = proc.stdout.split()
+    assert "stylegan_operator.controller.handlers" in imported
+    assert "stylegan_common.storage.gcs" in imported
+
+
+def test_trainer_commands_without_the_extra_name_it_and_exit_64() -> None:
+    code = (
+        "from stylegan_operator.cli.main import main\n"
+        "import sys; sys.argv = ['stylegan'] + sys.argv[1:]\n"
+        "main()\n"
+    )
+    help_ = _run_without_trainer_extra(code.replace("sys.argv[1:]", "['--help']"))
+    assert help_.returncode == 0, help_.stderr
+    ready, _, needs = help_.stdout.partition("Needs pip install 'stylegan-operator[trainer]'")
+    assert needs, help_.stdout
+    assert re.search(r"^\s+train\s", needs, re.M) and re.search(r"^\s+estimate\s", ready, re.M)
+    assert not re.search(r"^\s+train\s", ready, re.M)
+    train = _run_without_trainer_extra(code.replace("sys.argv[1:]", "['train', '--config', 'x']"))
+    assert train.returncode == 64, (train.stdout, train.stderr)
+    assert "pip install 'stylegan-operator[trainer]'" in train.stderr
+    assert "Traceback" not in train.stderr

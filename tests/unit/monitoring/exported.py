@@ -1,6 +1,6 @@
 """What the operator and the trainer really export, and a small PromQL reader.
 
-Dashboards and alerts may only name metrics that ``stylegan_operator.metrics`` exports.
+Dashboards and alerts may only name metrics that ``stylegan_operator.controller.metrics`` exports.
 The names are collected from a live registry (a :class:`RunMetrics` and a
 :class:`TrainerMetrics` fed with realistic samples, then ``generate_latest``), never from a
 hand-kept list, so a renamed metric fails the monitoring tests at once.
@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from stylegan_operator.cost import Projection, SpendSnapshot, TypeSpend
-from stylegan_operator.metrics import RunMetrics, RunSample, TrainerMetrics
+from stylegan_operator.controller.metrics import RunMetrics, RunSample, TrainerMetrics
+from stylegan_operator.cost.pricing import Projection, SpendSnapshot, TypeSpend
 
 V100 = "nvidia-tesla-v100"
 V100_PRICE_USD = 2.48

@@ -85,7 +85,7 @@ def test_rules_use_only_exported_metrics(rule: dict) -> None:
     assert names, f"{rule['alert']} selects no metric"
     assert names <= exported_metric_names(), (
         f"{rule['alert']} uses {sorted(names - exported_metric_names())}, which "
-        f"stylegan_operator.metrics does not export")
+        f"stylegan_operator.controller.metrics does not export")
 
 
 @pytest.mark.parametrize("rule", alert_rules(), ids=ALERT_NAMES)

@@ -1,7 +1,8 @@
 """The Grafana dashboards: committed JSON equals the generator's, and every query is sane.
 
 "Sane" here: brackets pair up, every metric a query names is one that
-``stylegan_operator.metrics`` really exports (collected from a live registry), every query
+``stylegan_operator.controller.metrics`` really exports (collected from a live registry), every
+query
 honours the ``$namespace`` and ``$run`` selection, and every ``$variable`` is defined.
 Whether each query returns data from a real Prometheus is the integration test's job
 (tests/integration/monitoring/test_dashboard_queries.py).
@@ -19,7 +20,7 @@ from pathlib import Path
 import dashboards
 import pytest
 
-from stylegan_operator.metrics import PHASES
+from stylegan_operator.controller.metrics import PHASES
 from tests.support import ROOT
 from tests.unit.monitoring.exported import exported_metric_names, metric_names_in, unbalanced
 
@@ -164,7 +165,8 @@ def test_every_query_is_balanced_and_names_only_exported_metrics(
     names = metric_names_in(expr)
     assert names, f"{title}: selects no metric: {expr}"
     unknown = names - exported_metric_names()
-    assert not unknown, f"{title}: {sorted(unknown)} not exported by stylegan_operator.metrics"
+    assert not unknown, (
+        f"{title}: {sorted(unknown)} not exported by stylegan_operator.controller.metrics")
 
 
 @pytest.mark.parametrize(("name", "title", "expr"), ALL_TARGETS,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stylegan_operator.cost import (
+from stylegan_operator.cost.pricing import (
     BUDGET_OK,
     BUDGET_OVER,
     BUDGET_PROJECTED_OVER,

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from stylegan_operator.commands import crd_cmd
-from stylegan_operator.spec import build_crd, crd_yaml
+from stylegan_operator.api.spec import build_crd, crd_yaml
+from stylegan_operator.cli.resource_commands import crd_cmd
 
 REPO = Path(__file__).resolve().parents[3]
 COMMITTED = REPO / "manifests" / "crd" / "stylegan.dev_styleganruns.yaml"
@@ -43,7 +43,7 @@ def walk(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str
 def test_committed_crd_matches_the_models() -> None:
     assert COMMITTED.exists(), f"missing {COMMITTED}: run `{REGENERATE}`"
     assert COMMITTED.read_text(encoding="utf-8") == crd_yaml(), (
-        f"{COMMITTED} drifted from operator/stylegan_operator/spec.py: run `{REGENERATE}`"
+        f"{COMMITTED} drifted from operator/stylegan_operator/api/spec.py: run `{REGENERATE}`"
     )
 
 
@@ -57,7 +57,7 @@ def test_crd_command_prints_exactly_the_committed_text(tmp_path: Path) -> None:
 
 
 def test_stylegan_crd_through_the_main_cli() -> None:
-    from stylegan_operator.cli import main
+    from stylegan_operator.cli.main import main
 
     result = CliRunner().invoke(main, ["crd"])
     assert result.exit_code == 0, result.output

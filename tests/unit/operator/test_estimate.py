@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from stylegan_operator.cost import CostError, PriceCatalog
-from stylegan_operator.estimate import (
+from stylegan_operator.cli.estimate_command import estimate_cmd
+from stylegan_operator.cost.estimate import (
     CALIBRATION,
     EstimateRequest,
     estimate,
-    estimate_cmd,
     estimate_from_benchmark,
     load_benchmark,
     parse_published_time,
     readme_rows,
 )
+from stylegan_operator.cost.pricing import CostError, PriceCatalog
 
 
 def run(*args: str) -> tuple[int, str]:

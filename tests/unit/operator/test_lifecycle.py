@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from tests.unit.operator.invalid_specs import apply_patch
 
-from stylegan_operator import lifecycle, render
-from stylegan_operator.cost import PriceCatalog
-from stylegan_operator.lifecycle import (
+from stylegan_operator.cost.pricing import PriceCatalog
+from stylegan_operator.reconcile import lifecycle, render
+from stylegan_operator.reconcile.lifecycle import (
     ANNOTATION_PREEMPTIONS,
     ANNOTATION_REASON,
     ANNOTATION_RESTARTS,

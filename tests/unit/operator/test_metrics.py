@@ -9,8 +9,7 @@ import prometheus_client
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stylegan_operator.cost import Projection, SpendSnapshot, TypeSpend
-from stylegan_operator.metrics import (
+from stylegan_operator.controller.metrics import (
     PHASES,
     REGISTRY,
     RunMetrics,
@@ -19,6 +18,7 @@ from stylegan_operator.metrics import (
     remove_run,
     update_run,
 )
+from stylegan_operator.cost.pricing import Projection, SpendSnapshot, TypeSpend
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 

@@ -14,9 +14,10 @@ import kopf
 import pytest
 from click.testing import CliRunner
 
-from stylegan_operator import handlers, lifecycle
-from stylegan_operator.handlers import OperatorConfig, owner_run
-from stylegan_operator.runner import operator_cmd, operator_env
+from stylegan_operator.controller import handlers
+from stylegan_operator.controller.handlers import OperatorConfig, owner_run
+from stylegan_operator.controller.runner import operator_cmd, operator_env
+from stylegan_operator.reconcile import lifecycle
 
 
 def test_config_defaults_and_environment() -> None:

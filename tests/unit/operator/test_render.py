@@ -18,8 +18,9 @@ import yaml
 from click.testing import CliRunner
 from tests.unit.operator.invalid_specs import BASE_SPEC, apply_patch
 
-from stylegan_operator.commands import render_cmd
-from stylegan_operator.render import (
+from stylegan_operator.api.spec import GPU_TYPE_LABEL, MAX_NODES, RunSpec, validate_spec
+from stylegan_operator.cli.resource_commands import render_cmd
+from stylegan_operator.reconcile.render import (
     ANNOTATION_RESUME,
     C10D_PORT,
     CONFIG_PATH,
@@ -38,7 +39,6 @@ from stylegan_operator.render import (
     to_yaml_stream,
     trainer_options,
 )
-from stylegan_operator.spec import GPU_TYPE_LABEL, MAX_NODES, RunSpec, validate_spec
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted((REPO / "manifests" / "examples").glob("*.yaml"))
@@ -138,7 +138,7 @@ def test_render_command_refuses_a_run_without_spec(tmp_path: Path) -> None:
 
 
 def test_stylegan_cli_finds_render_and_crd() -> None:
-    from stylegan_operator.cli import main
+    from stylegan_operator.cli.main import main
 
     example = REPO / "manifests" / "examples" / "cpu-lfw.yaml"
     result = CliRunner().invoke(main, ["render", "-f", str(example)])
@@ -613,7 +613,7 @@ def test_checkpoints_on_a_claim_keep_samples_beside_them() -> None:
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_trainer_accepts_the_rendered_options(example: Path, tmp_path: Path) -> None:
     """The contract with ``stylegan train --config``: every key known, every value valid."""
-    from stylegan_trainer.train_commands import build_options
+    from stylegan_trainer.cli.train_commands import build_options
 
     _, config_map, _ = render_run(yaml.safe_load(example.read_text()))
     path = tmp_path / "train.yaml"

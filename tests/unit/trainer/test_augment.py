@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stylegan_trainer.augment import AdaController, AugmentPipe
+from stylegan_trainer.model.augment import AdaController, AugmentPipe
 
 ALL_OFF = dict(
     xflip=0,

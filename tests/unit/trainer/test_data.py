@@ -11,14 +11,14 @@ import PIL.Image
 import pytest
 from click.testing import CliRunner
 
-from stylegan_trainer import data as data_module
-from stylegan_trainer.data import (
+from stylegan_common.errors import EXIT_CONFIG, ConfigError, DatasetError
+from stylegan_trainer.data import dataset as data_module
+from stylegan_trainer.data.dataset import (
     BUILTIN_LFW,
     InfiniteSampler,
     convert_folder,
     open_dataset,
 )
-from stylegan_trainer.errors import EXIT_CONFIG, ConfigError, DatasetError
 
 
 def _png(path: Path, size: tuple[int, int], value: int = 0, mode: str = "RGB") -> None:
@@ -147,7 +147,7 @@ def test_convert_with_resolution_resizes_every_square_image(tmp_path: Path) -> N
 
 
 def test_dataset_command_exit_64_when_nothing_usable(tmp_path: Path) -> None:
-    from stylegan_trainer.train_commands import dataset_cmd
+    from stylegan_trainer.cli.train_commands import dataset_cmd
 
     src = tmp_path / "src"
     _png(src / "wide.png", (16, 8))

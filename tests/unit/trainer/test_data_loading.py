@@ -14,8 +14,9 @@ import pytest
 import torch
 from tests.support import process_gone
 
-from stylegan_trainer import data as data_module
-from stylegan_trainer.data import (
+from stylegan_common.errors import ConfigError
+from stylegan_trainer.data import dataset as data_module
+from stylegan_trainer.data.dataset import (
     PREFETCH_PER_WORKER,
     BatchLoader,
     ImageDataset,
@@ -23,7 +24,6 @@ from stylegan_trainer.data import (
     convert_folder,
     open_dataset,
 )
-from stylegan_trainer.errors import ConfigError
 
 IMAGES = 10
 
@@ -90,7 +90,7 @@ def test_a_loader_left_open_does_not_hold_up_the_interpreter_exit(labelled_zip: 
     # multiprocessing's exit handler would SIGTERM the workers (which ignore it) and wait for
     # them forever; the loader's own exit handler closes them first.
     script = (
-        "from stylegan_trainer.data import BatchLoader, InfiniteSampler, open_dataset\n"
+        "from stylegan_trainer.data.dataset import BatchLoader, InfiniteSampler, open_dataset\n"
         f"dataset = open_dataset({labelled_zip!r}, 8)\n"
         "loader = BatchLoader(dataset, InfiniteSampler(len(dataset), 0, 4), workers=2)\n"
         "loader.next()\n"

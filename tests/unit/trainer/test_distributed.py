@@ -20,14 +20,14 @@ import torch
 import torch.multiprocessing as mp
 from tests.support import free_port
 
-from stylegan_trainer import distributed as dist_helpers
-from stylegan_trainer.distributed import (
+from stylegan_common.errors import EXIT_CONFIG, ConfigError
+from stylegan_trainer.train import distributed as dist_helpers
+from stylegan_trainer.train.distributed import (
     StatsCollector,
     average_gradients,
     per_rank_batch,
     rank_slice,
 )
-from stylegan_trainer.errors import EXIT_CONFIG, ConfigError
 
 STEPS = 3
 EQUIVALENCE = {
@@ -90,7 +90,7 @@ def test_average_gradients_replaces_non_finite_values() -> None:
 
 def _constant_noise() -> None:
     """Make the synthesis network's noise inputs deterministic (the loss asks for random)."""
-    from stylegan_trainer import networks
+    from stylegan_trainer.model import networks
 
     original = networks.SynthesisNetwork.forward
     if getattr(original, "_constant", False):
@@ -104,7 +104,7 @@ def _constant_noise() -> None:
 
 
 def _options(dataset: str, outdir: str) -> Any:
-    from stylegan_trainer.loop import TrainingOptions
+    from stylegan_trainer.train.loop import TrainingOptions
 
     return TrainingOptions(
         dataset=dataset, preset="cpu", resolution=8, batch=8, kimg=1.0, outdir=outdir,
@@ -114,8 +114,8 @@ def _options(dataset: str, outdir: str) -> Any:
 
 
 def _train(options: Any, ctx: Any) -> dict[str, torch.Tensor]:
-    from stylegan_trainer.loop import Trainer
-    from stylegan_trainer.progress import SilentReporter
+    from stylegan_trainer.report.progress import SilentReporter
+    from stylegan_trainer.train.loop import Trainer
 
     trainer = Trainer(options, ctx, reporter=SilentReporter())
     for _ in range(STEPS):
@@ -162,7 +162,7 @@ def test_two_ranks_of_4_train_like_one_rank_of_8(
         nprocs=2, join=True,
     )  # fmt: skip
 
-    from stylegan_trainer import networks
+    from stylegan_trainer.model import networks
 
     monkeypatch.setattr(networks.SynthesisNetwork, "forward", networks.SynthesisNetwork.forward)
     _constant_noise()
@@ -172,8 +172,8 @@ def test_two_ranks_of_4_train_like_one_rank_of_8(
     worst = max((single[k] - double[k]).abs().max().item() for k in single)
     assert worst < 1e-5, f"largest difference {worst}"
     # ...and training really moved the weights, so the comparison means something.
-    from stylegan_trainer.loop import Trainer
-    from stylegan_trainer.progress import SilentReporter
+    from stylegan_trainer.report.progress import SilentReporter
+    from stylegan_trainer.train.loop import Trainer
 
     fresh = Trainer(_options(str(data), str(tmp_path / "fresh")), reporter=SilentReporter())
     moved = max((v - single[f"G.{k}"]).abs().max().item() for k, v in fresh.G.state_dict().items())
@@ -184,8 +184,8 @@ def _resume_rank_main(rank: int, port: int, dataset: str, outdir: str, result: s
     """Two ranks: train, checkpoint, then a fresh Trainer resumes from it on both ranks."""
     import dataclasses
 
-    from stylegan_trainer.loop import Trainer
-    from stylegan_trainer.progress import SilentReporter
+    from stylegan_trainer.report.progress import SilentReporter
+    from stylegan_trainer.train.loop import Trainer
 
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",

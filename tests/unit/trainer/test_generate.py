@@ -11,8 +11,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from stylegan_trainer import generate, sample_commands
-from stylegan_trainer.generate import (
+from stylegan_trainer.cli import sample_commands
+from stylegan_trainer.sampling import generate
+from stylegan_trainer.sampling.generate import (
     generate_images,
     interpolation_frames,
     make_grid,
@@ -355,7 +356,7 @@ needs_networks = pytest.mark.skipif(
 
 
 def tiny_real_generator() -> torch.nn.Module:
-    from stylegan_trainer.networks import Generator, NetworkConfig
+    from stylegan_trainer.model.networks import Generator, NetworkConfig
 
     torch.manual_seed(0)
     cfg = NetworkConfig(
@@ -385,7 +386,7 @@ def test_real_generator_gives_seed_images_mixing_grid_and_frames() -> None:
 
 @needs_networks
 def test_generate_command_reads_a_real_checkpoint_file(tmp_path: Path) -> None:
-    from stylegan_trainer.checkpoint import CHECKPOINT_FORMAT
+    from stylegan_trainer.train.checkpoint import CHECKPOINT_FORMAT
 
     G = tiny_real_generator()
     path = tmp_path / "ckpt.pt"
@@ -421,7 +422,8 @@ def test_generate_command_reads_a_real_checkpoint_file(tmp_path: Path) -> None:
 def test_checkpoint_load_failures_map_to_exit_codes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: str, code: int
 ) -> None:
-    from stylegan_trainer import checkpoint, errors
+    from stylegan_common import errors
+    from stylegan_trainer.train import checkpoint
 
     def failing_load(uri: str, device: object = "cpu", which: str = "G_ema") -> None:
         raise getattr(errors, error)(f"checkpoint: {uri} went wrong")

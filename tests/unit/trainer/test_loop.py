@@ -16,11 +16,16 @@ import torch
 from click.testing import CliRunner
 from tests.support import process_gone, wait_for
 
-from stylegan_trainer import checkpoint as ckpt
-from stylegan_trainer.data import ArrayDataset
-from stylegan_trainer.errors import EXIT_CONFIG, EXIT_OK, EXIT_RETRYABLE, ConfigError, StorageError
-from stylegan_trainer.loop import Trainer, TrainingOptions, parse_augment, resolve_data_workers
-from stylegan_trainer.progress import Reporter, SilentReporter
+from stylegan_common.errors import EXIT_CONFIG, EXIT_OK, EXIT_RETRYABLE, ConfigError, StorageError
+from stylegan_trainer.data.dataset import ArrayDataset
+from stylegan_trainer.report.progress import Reporter, SilentReporter
+from stylegan_trainer.train import checkpoint as ckpt
+from stylegan_trainer.train.loop import (
+    Trainer,
+    TrainingOptions,
+    parse_augment,
+    resolve_data_workers,
+)
 
 # A network small enough for a unit test; regularisation every 2 steps so every phase runs.
 TINY = {
@@ -110,7 +115,7 @@ def test_options_from_mapping_accepts_dashes_and_refuses_unknown_keys() -> None:
 def test_data_workers_auto_is_none_on_cpu_and_up_to_three_per_rank_on_cuda(
     dataset_dir: str,
 ) -> None:
-    from stylegan_trainer.data import open_dataset
+    from stylegan_trainer.data.dataset import open_dataset
 
     files = open_dataset(dataset_dir, 8)
     in_memory = ArrayDataset("mem", torch.zeros([1, 3, 8, 8], dtype=torch.uint8).numpy())
@@ -129,7 +134,7 @@ def test_parse_augment() -> None:
 
 def test_configuration_errors_come_before_compute(dataset_dir: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="batch: 6 images do not split across 4 ranks"):
-        from stylegan_trainer.distributed import per_rank_batch
+        from stylegan_trainer.train.distributed import per_rank_batch
 
         per_rank_batch(6, 4)
     with pytest.raises(ConfigError, match="cond: the dataset .* has no labels"):
@@ -389,7 +394,7 @@ def _write_config(path: Path, dataset: str, outdir: Path, **changes: Any) -> Pat
 
 
 def test_train_command_runs_a_config_file(dataset_dir: str, tmp_path: Path) -> None:
-    from stylegan_trainer.train_commands import train_cmd
+    from stylegan_trainer.cli.train_commands import train_cmd
 
     config = _write_config(tmp_path / "run.json", dataset_dir, tmp_path / "out")
     result = CliRunner().invoke(train_cmd, ["--config", str(config), "--seed", "3"])
@@ -400,7 +405,7 @@ def test_train_command_runs_a_config_file(dataset_dir: str, tmp_path: Path) -> N
 
 
 def test_train_command_bad_config_exits_64_with_one_line(dataset_dir: str, tmp_path: Path) -> None:
-    from stylegan_trainer.train_commands import train_cmd
+    from stylegan_trainer.cli.train_commands import train_cmd
 
     config = _write_config(tmp_path / "run.json", dataset_dir, tmp_path / "out", augment="always")
     result = CliRunner().invoke(train_cmd, ["--config", str(config)])
@@ -424,7 +429,7 @@ def test_train_command_bad_config_exits_64_with_one_line(dataset_dir: str, tmp_p
 
 
 def test_data_workers_flag_takes_auto_or_a_number(tmp_path: Path) -> None:
-    from stylegan_trainer.train_commands import build_options
+    from stylegan_trainer.cli.train_commands import build_options
 
     assert build_options(None, {"data_workers": 2}).data_workers == 2
     assert build_options(None, {}).data_workers == "auto"
@@ -438,7 +443,7 @@ def test_data_workers_flag_takes_auto_or_a_number(tmp_path: Path) -> None:
 
 
 def test_benchmark_command_prints_the_figures_as_json() -> None:
-    from stylegan_trainer.train_commands import benchmark_cmd
+    from stylegan_trainer.cli.train_commands import benchmark_cmd
 
     args = ["--resolution", "8", "--preset", "cpu", "--steps", "1", "--device", "cpu"]
     result = CliRunner().invoke(benchmark_cmd, [*args, "--batch", "4", "--json"])
@@ -455,7 +460,7 @@ def test_benchmark_command_prints_the_figures_as_json() -> None:
 
 
 def test_demo_cost_and_launch_line() -> None:
-    from stylegan_trainer.train_commands import demo_cost, torchrun_command
+    from stylegan_trainer.cli.train_commands import demo_cost, torchrun_command
 
     assert demo_cost(cores=2, seconds=1800, price_per_vcpu_hour=0.0475) == pytest.approx(0.0475)
     line = torchrun_command(2, ["--preset", "cpu"])
@@ -464,7 +469,7 @@ def test_demo_cost_and_launch_line() -> None:
         "--nproc-per-node",
         "2",
         "-m",
-        "stylegan_trainer.train_commands",
+        "stylegan_trainer.cli.train_commands",
         "--preset",
         "cpu",
     ]

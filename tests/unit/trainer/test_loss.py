@@ -10,8 +10,8 @@ import math
 import pytest
 import torch
 
-from stylegan_trainer.augment import AugmentPipe
-from stylegan_trainer.loss import (
+from stylegan_trainer.model.augment import AugmentPipe
+from stylegan_trainer.model.loss import (
     PHASES,
     StyleGAN2Loss,
     d_logistic_loss,
@@ -22,7 +22,7 @@ from stylegan_trainer.loss import (
     r1_penalty,
     update_ema,
 )
-from stylegan_trainer.networks import Discriminator, Generator, NetworkConfig, build_networks
+from stylegan_trainer.model.networks import Discriminator, Generator, NetworkConfig, build_networks
 
 F64 = torch.float64
 

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from stylegan_trainer import ops
-from stylegan_trainer.networks import (
+from stylegan_trainer.model import ops
+from stylegan_trainer.model.networks import (
     Discriminator,
     Generator,
     MinibatchStdLayer,
@@ -17,7 +17,7 @@ from stylegan_trainer.networks import (
     build_networks,
     count_parameters,
 )
-from stylegan_trainer.presets import resolve_preset
+from stylegan_trainer.train.presets import resolve_preset
 
 
 def tiny_config(resolution: int = 16, **overrides: object) -> NetworkConfig:

@@ -1,4 +1,4 @@
-"""``stylegan plot`` and ``stylegan_trainer.plots``: a run folder's history drawn as one PNG.
+"""``stylegan plot`` and ``stylegan_trainer.report.plots``: a run folder's history drawn as one PNG.
 
 The run folders here are synthetic (a few ticks of ``stats.jsonl`` in the trainer's layout and
 a ``quality.jsonl`` in the demo's); the figure is rendered for real with matplotlib's Agg
@@ -16,9 +16,9 @@ import PIL.Image
 import pytest
 from click.testing import CliRunner
 
-from stylegan_operator.cli import main
-from stylegan_trainer import plots
-from stylegan_trainer.errors import EXIT_CONFIG, ConfigError
+from stylegan_common.errors import EXIT_CONFIG, ConfigError
+from stylegan_operator.cli.main import main
+from stylegan_trainer.report import plots
 
 
 def _write_lines(path: Path, records: list[dict[str, object]]) -> None:

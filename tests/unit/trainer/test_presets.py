@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from stylegan_trainer.presets import PRESET_NAMES, PresetError, TrainingPreset, resolve_preset
+from stylegan_trainer.train.presets import PRESET_NAMES, PresetError, TrainingPreset, resolve_preset
 
 # stylegan2-figures.md §3b: (res, gpus) -> batch, mbstd, channel_base, lr, gamma, ema_kimg.
 AUTO_TABLE = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stylegan_trainer.progress import (
+from stylegan_trainer.report.progress import (
     PROGRESS_FILE,
     STATS_FILE,
     Reporter,

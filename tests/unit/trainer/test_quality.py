@@ -11,8 +11,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from stylegan_trainer import quality, sample_commands
-from stylegan_trainer.quality import (
+from stylegan_trainer.cli import sample_commands
+from stylegan_trainer.quality import measures as quality
+from stylegan_trainer.quality.measures import (
     evaluate_generator,
     fid_from_features,
     format_report,
@@ -416,8 +417,8 @@ def test_bad_quality_input_exits_64(checkpoint: Path, args: list[str], message: 
 
 
 def test_quality_command_reads_a_real_checkpoint(tmp_path: Path) -> None:
-    networks = pytest.importorskip("stylegan_trainer.networks")
-    checkpoint_module = pytest.importorskip("stylegan_trainer.checkpoint")
+    networks = pytest.importorskip("stylegan_trainer.model.networks")
+    checkpoint_module = pytest.importorskip("stylegan_trainer.train.checkpoint")
     torch.manual_seed(0)
     cfg = networks.NetworkConfig(
         resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=64, channel_max=16

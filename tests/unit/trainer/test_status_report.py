@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from stylegan_trainer import status_report
-from stylegan_trainer.status_report import (
+from stylegan_trainer.report import status as status_report
+from stylegan_trainer.report.status import (
     StatusReporter,
     checkpoint_kimg,
     checkpoint_uri,
@@ -145,7 +145,7 @@ def test_the_namespace_comes_from_the_first_variable_set() -> None:
 
 
 def test_the_kubernetes_sender_patches_the_run_status_through_the_api_client() -> None:
-    from stylegan_trainer.status_report import kubernetes_sender
+    from stylegan_trainer.report.status import kubernetes_sender
 
     calls: list[tuple] = []
 

@@ -11,9 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from stylegan_trainer import checkpoint as ckpt
-from stylegan_trainer import storage as storage_module
-from stylegan_trainer.errors import (
+from stylegan_common.errors import (
     EXIT_CONFIG,
     ConfigError,
     ObjectNotFound,
@@ -21,7 +19,9 @@ from stylegan_trainer.errors import (
     StorageError,
     UnsupportedStorageError,
 )
-from stylegan_trainer.storage import LocalStorage, open_storage, register_backend
+from stylegan_common.storage import LocalStorage, open_storage, register_backend
+from stylegan_common.storage import base as storage_module
+from stylegan_trainer.train import checkpoint as ckpt
 
 
 def _state(nimg: int, value: float = 1.0) -> dict:
@@ -89,7 +89,8 @@ def test_open_storage_schemes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def test_gs_without_its_backend_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(storage_module, "_BACKENDS", {})
-    monkeypatch.setattr(storage_module, "_load_gcs_backend", lambda: None)
+    # The backend's module cannot be imported (as when google-cloud-storage is absent).
+    monkeypatch.setattr(storage_module, "_BUILTIN_BACKENDS", {"gs": "stylegan_absent_backend:X"})
     with pytest.raises(UnsupportedStorageError, match="gs:// storage backend") as gs:
         open_storage("gs://bucket/run")
     assert gs.value.exit_code == EXIT_CONFIG

@@ -1,5 +1,5 @@
 {{/*
-What the operator may do, and nothing more: operator/stylegan_operator/kube.py makes every
+What the operator may do, and nothing more: operator/stylegan_operator/kube/client.py makes every
 call, and tests/unit/chart checks these rules equal manifests/rbac/cluster-role.yaml.
 kopf runs standalone with CRD and namespace scanning off: no peering objects, no
 cluster-wide read of CRDs or namespaces. Bound cluster-wide (a ClusterRole) only when the
@@ -32,7 +32,7 @@ operator serves every namespace; otherwise as a Role in each served namespace.
   resources: [services]
   verbs: [get, create]
 # Application: the per-run ServiceAccount, Role and RoleBinding that let the trainer's
-# rank 0 patch its own run's status (operator/stylegan_operator/lifecycle.py
+# rank 0 patch its own run's status (operator/stylegan_operator/reconcile/lifecycle.py
 # build_status_role: get/patch on styleganruns/status, resourceNames: [the run]).
 - apiGroups: [""]
   resources: [serviceaccounts]

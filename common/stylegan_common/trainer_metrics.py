@@ -1,0 +1,112 @@
+"""The trainer's Prometheus gauges: the metric names both programs agree on (DESIGN.md).
+
+Rank 0 of the trainer sets and serves them (``stylegan_trainer.report.metrics_export``); the
+operator's dashboards, alerts and tests read the same definitions, so a renamed gauge fails
+there first. Names: ``stylegan_trainer_seconds_per_kimg``, ``stylegan_trainer_kimg``,
+``stylegan_trainer_images_per_second``, ``stylegan_trainer_loss{name}``,
+``stylegan_trainer_augment_p`` and ``stylegan_trainer_gpu_memory_bytes``; the run's
+``namespace``/``run`` labels are added by Prometheus from the pod's labels when it scrapes.
+
+The gauges live on their own registry, never on prometheus_client's global one, so the
+endpoint shows only these and tests stay isolated. Imports neither program, nor torch.
+"""
+
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+from stylegan_common.errors import ConfigError
+
+DEFAULT_PORT = 9400
+"""The port the operator's trainer pods serve on (container port ``metrics``)."""
+
+LOSS_NAMES: Mapping[str, str] = {
+    "Loss/G/loss": "G",
+    "Loss/D/loss": "D",
+    "Loss/r1_penalty": "r1",
+    "Loss/pl_penalty": "pl",
+}
+"""The tick statistics exported as ``stylegan_trainer_loss{name}``, and their short names."""
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """The value when it is a finite number; None (leave the gauge alone) otherwise."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+class TrainerMetrics:
+    """The trainer's gauges (rank 0 serves them); values that are None are left as they were."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.seconds_per_kimg = Gauge(
+            "stylegan_trainer_seconds_per_kimg",
+            "Wall seconds per thousand real images over the last tick.",
+            registry=r,
+        )
+        self.kimg = Gauge("stylegan_trainer_kimg", "Thousands of real images shown.", registry=r)
+        self.images_per_second = Gauge(
+            "stylegan_trainer_images_per_second", "Real images shown per second.", registry=r
+        )
+        self.loss = Gauge(
+            "stylegan_trainer_loss",
+            "Latest value of each loss term (NaN when it diverged).",
+            ["name"],
+            registry=r,
+        )
+        self.augment_p = Gauge(
+            "stylegan_trainer_augment_p", "ADA augmentation probability.", registry=r
+        )
+        self.gpu_memory_bytes = Gauge(
+            "stylegan_trainer_gpu_memory_bytes",
+            "Peak GPU memory allocated since the last tick.",
+            registry=r,
+        )
+
+    def update(
+        self,
+        *,
+        kimg: float | None = None,
+        sec_per_kimg: float | None = None,
+        images_per_second: float | None = None,
+        losses: Mapping[str, float] | None = None,
+        augment_p: float | None = None,
+        gpu_memory_bytes: float | None = None,
+    ) -> None:
+        for gauge, value in (
+            (self.kimg, kimg),
+            (self.seconds_per_kimg, sec_per_kimg),
+            (self.images_per_second, images_per_second),
+            (self.augment_p, augment_p),
+            (self.gpu_memory_bytes, gpu_memory_bytes),
+        ):
+            number = finite_or_none(value)
+            if number is not None:
+                gauge.set(number)
+        for name, value in (losses or {}).items():
+            # A NaN loss is news (the run diverged), so it is exported as is.
+            self.loss.labels(name=str(name)).set(float(value))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def check_port(port: Any) -> int:
+    """``metrics_port`` as a port number (0: off); ``ConfigError`` naming the field otherwise."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(
+            f"metrics_port: {port!r} is not a port number; give 1-65535 "
+            f"(the operator's pods use {DEFAULT_PORT}) or 0 for no metrics endpoint"
+        )
+    return port
+
+
