@@ -1,5 +1,4 @@
-"""stylegan_common: what both programs need, the operator and the trainer alike.
-
-Exit codes and errors, the small Kubernetes API helper, checkpoint storage (local, gs://),
-and the names of the trainer's metrics. Imports neither program, and never torch.
+"""stylegan_common: what both programs need: errors and exit codes, the Kubernetes API helper,
+checkpoint storage (local, gs://) and the names of the trainer's metrics.
+It may import neither program, and never torch: the operator installs without it.
 """

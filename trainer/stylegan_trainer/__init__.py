@@ -1,8 +1,7 @@
 """stylegan_trainer: a StyleGAN2 trainer in PyTorch, from the papers.
 
-``model`` (networks, ops, loss, augment) <- ``data``, ``sampling``, ``quality`` <- ``train``
-(loop, phases, distributed, checkpoint) and ``report`` <- ``cli``. It may import
-``stylegan_common``, never ``stylegan_operator``.
+``model`` <- ``data``, ``sampling``, ``quality``, ``report`` <- ``train`` <- ``cli``; each
+imports only downwards, plus ``stylegan_common``, and never ``stylegan_operator``.
 """
 
 __version__ = "0.1.0"

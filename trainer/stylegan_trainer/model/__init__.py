@@ -1,5 +1,4 @@
 """The networks and what trains them: layers (``ops``), generator and discriminator, loss, ADA.
 
-Pure PyTorch modules and functions. Imports torch and ``stylegan_common`` only; nothing
-here reads files, talks to other ranks or knows about the training loop.
+Pure PyTorch. It may import torch and ``stylegan_common`` only: no files, ranks or loop here.
 """
