@@ -255,13 +255,19 @@ def modulated_conv2d(
         raise ValueError(
             f"styles: expected shape [{x.shape[0]}, {in_channels}], got {list(styles.shape)}"
         )
-    w = full_precision(weight) * (1.0 / math.sqrt(in_channels * kh * kw))
+    gain = 1.0 / math.sqrt(in_channels * kh * kw)
+    w = full_precision(weight) * gain
     s = full_precision(styles)
     low_precision = x.dtype in (torch.float16, torch.bfloat16)
     if low_precision and demodulate:
         # Demodulation cancels any per-output-channel weight scale and any per-sample style
-        # scale, so normalise both to a max of one: keeps x * s and the conv sums finite in fp16.
-        w = w / w.abs().amax(dim=[1, 2, 3], keepdim=True).clamp_min(1e-12)
+        # scale, so rescale both to keep x * s and the conv sums finite in fp16: styles to a
+        # max of one, each output channel's weights to a max of 1/sqrt(fan_in). Keeping that
+        # factor keeps the conv's output (and so the gradient reaching it, which demodulation
+        # multiplies by the inverse scale) near unit size; normalising the weights to a max of
+        # one instead made those gradients sqrt(fan_in)-ish times smaller, and fp16 flushed
+        # many of them to zero.
+        w = w * (gain / w.abs().amax(dim=[1, 2, 3], keepdim=True).clamp_min(1e-12))
         s = s / s.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
     x = x * s.to(x.dtype)[:, :, None, None]
     x = conv2d_resample(x, w.to(x.dtype), resample_taps, up=up)
