@@ -35,7 +35,8 @@ import click
 
 from stylegan_common.kubeapi import api_message as _api_message
 from stylegan_operator.api.spec import GROUP, PLURAL, VERSION
-from stylegan_operator.cost.pricing import CostError, format_money, parse_time
+from stylegan_operator.cost.metering import parse_time
+from stylegan_operator.cost.pricing import CostError, format_money
 from stylegan_operator.reconcile import render
 
 EXIT_BAD_INPUT: Final = 64

@@ -12,19 +12,20 @@ from pathlib import Path
 import click
 import yaml
 
-from stylegan_operator.cost.estimate import (
+from stylegan_operator.cost.calibration import (
     DEFAULT_KIMG,
     PRESET_LABEL,
     PRESETS,
     SOURCES,
+    load_benchmark,
+)
+from stylegan_operator.cost.estimate import (
     EstimateRequest,
     estimate,
     estimate_from_benchmark,
-    load_benchmark,
     readme_rows,
-    render_notes,
-    render_table,
 )
+from stylegan_operator.cost.estimate_table import render_notes, render_table
 from stylegan_operator.cost.pricing import DEFAULT_CATALOG, CostError, PriceCatalog
 
 # --------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ once in USD (so dashboards can add runs up) and once in the run's currency.
 
 Run metrics are produced by :class:`RunCollector`, a custom collector over the latest
 :class:`RunSample` of each run. The operator owns the cumulative totals (its
-:class:`~stylegan_operator.cost.pricing.SpendLedger` lives in the run's status), so counters are
+:class:`~stylegan_operator.cost.ledger.SpendLedger` lives in the run's status), so counters are
 exported from those totals as ``CounterMetricFamily``; the collector also remembers the
 highest value it has exported for each series and never exports less, so a counter never
 goes down even if a total is recomputed lower or an exchange rate drops. Forgetting a

@@ -57,7 +57,7 @@ Each new Job carries annotations with the counters it was created with
 (:data:`ANNOTATION_RESTARTS`, :data:`ANNOTATION_PREEMPTIONS`, :data:`ANNOTATION_REASON`),
 so a crash between creating it and writing the status loses no count.
 
-Cost: the run's pods are folded into a :class:`~stylegan_operator.cost.pricing.SpendLedger` kept in
+Cost: the run's pods are folded into a :class:`~stylegan_operator.cost.ledger.SpendLedger` kept in
 ``status.costLedger``; the status gets ``gpuHours``, ``cost``, ``projectedCost`` and
 ``eta``. ``spec.cost.budget`` is compared in USD: spend at or over it sets
 ``BudgetExceeded`` and applies ``budgetAction``; a projection over it sets ``BudgetAtRisk``
@@ -79,26 +79,26 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from stylegan_operator.api.spec import API_VERSION, GROUP, PLURAL, RunSpec, SpecError, validate_spec
-from stylegan_operator.cost.pricing import (
+from stylegan_operator.cost.budget import (
     BUDGET_OVER,
     BUDGET_PROJECTED_OVER,
+    Projection,
+    budget_state,
+    lost_work_cost,
+    project,
+)
+from stylegan_operator.cost.ledger import SpendLedger
+from stylegan_operator.cost.metering import parse_time, pod_usage
+from stylegan_operator.cost.pricing import (
     DEFAULT_CATALOG,
     USD,
     CostError,
     PriceCatalog,
-    Projection,
-    RunPricing,
-    SpendLedger,
-    SpendSnapshot,
-    budget_state,
     currency_decimals,
     format_duration,
     format_money,
-    lost_work_cost,
-    parse_time,
-    pod_usage,
-    project,
 )
+from stylegan_operator.cost.spend import RunPricing, SpendSnapshot
 from stylegan_operator.reconcile import render
 
 

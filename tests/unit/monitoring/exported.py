@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client.parser import text_string_to_metric_families
 
 from stylegan_operator.controller.metrics import RunMetrics, RunSample, TrainerMetrics
-from stylegan_operator.cost.pricing import Projection, SpendSnapshot, TypeSpend
+from stylegan_operator.cost.budget import Projection
+from stylegan_operator.cost.spend import SpendSnapshot, TypeSpend
 
 V100 = "nvidia-tesla-v100"
 V100_PRICE_USD = 2.48

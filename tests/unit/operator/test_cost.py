@@ -11,24 +11,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stylegan_operator.cost.pricing import (
+from stylegan_operator.cost.budget import (
     BUDGET_OK,
     BUDGET_OVER,
     BUDGET_PROJECTED_OVER,
+    budget_state,
+    lost_work_cost,
+    project,
+)
+from stylegan_operator.cost.ledger import SpendLedger
+from stylegan_operator.cost.metering import pod_usage
+from stylegan_operator.cost.pricing import (
     DEFAULT_CATALOG,
     CostError,
     PriceCatalog,
-    RunPricing,
-    SpendLedger,
-    budget_state,
     canonical_gpu_type,
     format_duration,
     format_money,
-    lost_work_cost,
-    pod_gpu_seconds,
-    pod_usage,
-    project,
 )
+from stylegan_operator.cost.spend import RunPricing, pod_gpu_seconds
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 ACCEL = "cloud.google.com/gke-accelerator"

@@ -9,13 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from stylegan_operator.cli.estimate_command import estimate_cmd
+from stylegan_operator.cost.calibration import CALIBRATION, load_benchmark, parse_published_time
 from stylegan_operator.cost.estimate import (
-    CALIBRATION,
     EstimateRequest,
     estimate,
     estimate_from_benchmark,
-    load_benchmark,
-    parse_published_time,
     readme_rows,
 )
 from stylegan_operator.cost.pricing import CostError, PriceCatalog

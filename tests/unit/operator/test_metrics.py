@@ -18,7 +18,8 @@ from stylegan_operator.controller.metrics import (
     remove_run,
     update_run,
 )
-from stylegan_operator.cost.pricing import Projection, SpendSnapshot, TypeSpend
+from stylegan_operator.cost.budget import Projection
+from stylegan_operator.cost.spend import SpendSnapshot, TypeSpend
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 
