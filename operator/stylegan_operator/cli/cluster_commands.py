@@ -34,7 +34,7 @@ from typing import Any, Final
 import click
 
 from stylegan_common.kubeapi import api_message as _api_message
-from stylegan_operator.api.spec import GROUP, PLURAL, VERSION
+from stylegan_operator.api.names import GROUP, PLURAL, VERSION
 from stylegan_operator.cost.pricing import CostError, format_money, parse_time
 from stylegan_operator.reconcile import render
 
