@@ -2,18 +2,14 @@
 
 One set of models serves three readers:
 
-* the API server, through the CRD that :func:`build_crd` generates (``stylegan crd``):
+* the API server, through the CRD that :func:`.crd.build_crd` generates (``stylegan crd``):
   an OpenAPI v3 structural schema with a description on every field, defaults, enums,
   bounds and patterns, plus CEL ``x-kubernetes-validations`` for checks that span fields;
-* the operator, through :func:`validate_spec`, a second line of defence that raises a
-  :class:`SpecError` naming the field (``spec.resources.maxNodes``) in the same words the
-  API server uses;
+* the operator, through :func:`.validation.validate_spec`, a second line of defence that
+  raises a :class:`SpecError` naming the field (``spec.resources.maxNodes``) in the same
+  words the API server uses;
 * ``render`` and ``cost``, which read the typed :class:`RunSpec` (snake_case in Python,
   camelCase on the wire).
-
-Every cross-field check is written once, as a :class:`Rule` holding the CEL expression, the
-message and the equivalent Python predicate, so the two lines of defence cannot drift apart
-in what they say.
 
 Decisions worth knowing:
 
@@ -22,7 +18,6 @@ Decisions worth knowing:
   ``training.batchSize`` must divide by the GPU count at ``nodes``, or at both ``minNodes``
   and ``maxNodes``; between those the operator only uses node counts that keep the batch
   divisible (:meth:`RunSpec.feasible_node_counts`).
-* ``gpuType: cpu`` runs on CPU nodes; ``gpusPerNode`` then counts trainer processes per node.
 * A path ``uri`` names a file inside the trainer container. With ``claimName`` the claim is
   mounted at a fixed place (``/datasets`` read-only, ``/checkpoints`` writable) and the uri
   must lie under it; the root filesystem is read-only, so a checkpoint path needs a claim.
@@ -31,230 +26,28 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import ClassVar
 
-import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    WithJsonSchema,
-    model_validator,
+from pydantic import Field
+
+from stylegan_operator.api.fields import (
+    DNS_LABEL,
+    Augment,
+    BudgetAction,
+    CheckpointUri,
+    Currency,
+    DatasetUri,
+    MixedPrecision,
+    Preset,
+    Resolution,
+    ResumeUri,
 )
-from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticCustomError, core_schema
-
-GROUP = "stylegan.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "StyleGANRun"
-PLURAL = "styleganruns"
-SINGULAR = "styleganrun"
-SHORT_NAMES = ["sgrun"]
-CATEGORIES = ["stylegan"]
-CRD_NAME = f"{PLURAL}.{GROUP}"
-
-RESOLUTIONS = (4, 8, 16, 32, 64, 128, 256, 512, 1024)
-MAX_NODES = 512  # keeps "<job>-<index>" hostnames short enough to leave the job name room
-MAX_GPUS_PER_NODE = 16
-CPU = "cpu"  # the gpuType of CPU-only runs
-GPU_TYPE_LABEL = "cloud.google.com/gke-accelerator"  # GKE's label; hack/localcluster.py agrees
-GPU_RESOURCE = "nvidia.com/gpu"
-DATASET_MOUNT = "/datasets"
-CHECKPOINT_MOUNT = "/checkpoints"
-KNOWN_GPU_TYPES = (
-    "nvidia-tesla-v100",
-    "nvidia-tesla-a100",
-    "nvidia-a100-80gb",
-    "nvidia-h100-80gb",
-    "nvidia-h100-mega-80gb",
-    "nvidia-h200-141gb",
-    "nvidia-l4",
-    "nvidia-tesla-t4",
-    CPU,
-)
-
-Preset = Literal["stylegan2", "paper256", "paper512", "paper1024", "cifar", "auto", "cpu"]
-Augment = Literal["ada", "noaug", "fixed"]
-MixedPrecision = Literal["none", "fp16", "bf16"]
-Currency = Literal["USD", "EUR", "JPY", "GBP"]
-BudgetAction = Literal["Suspend", "Fail", "Warn"]
-Phase = Literal["Pending", "Running", "Suspended", "Restarting", "Succeeded", "Failed"]
-
-# A DNS-1123 label (queue names, claim names, label values of gpuType).
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-# A DNS-1123 subdomain (priority classes, service accounts).
-DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-# The pattern Kubernetes itself publishes for resource.Quantity strings.
-_DECIMAL = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
-QUANTITY = rf"^(\+|-)?{_DECIMAL}(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?{_DECIMAL}))?$"
-ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+from stylegan_operator.api.names import CHECKPOINT_MOUNT, CPU, DATASET_MOUNT
+from stylegan_operator.api.resources import ResourcesSpec
+from stylegan_operator.api.rules import ApiModel, Rule, section
 
 
-class SpecError(ValueError):
-    """A spec the operator refuses; ``field`` is its path, e.g. ``spec.model.resolution``.
-
-    The operator turns it into a ``kopf.PermanentError``: retrying cannot fix a bad spec.
-    """
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-
-# --------------------------------------------------------------------------- rules
-@dataclass(frozen=True)
-class Rule:
-    """One validation, written once for both the API server (CEL) and Python.
-
-    Args:
-        cel: the CEL expression, evaluated with ``self`` bound to the object the rule sits on.
-        message: what the API server and :class:`SpecError` say; names the field from ``spec``.
-        check: the same predicate in Python; ``None`` for transition rules (``oldSelf``),
-            which only the API server can evaluate.
-        field_path: where the API server reports the error, relative to ``self``
-            (``.maxNodes``); :class:`SpecError` names the same field.
-    """
-
-    cel: str
-    message: str
-    check: Callable[[Any], bool] | None = None
-    field_path: str | None = None
-
-    def to_crd(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"rule": self.cel, "message": self.message}
-        if self.field_path:
-            out["fieldPath"] = self.field_path
-        return out
-
-
-@dataclass(frozen=True)
-class _FieldRules:
-    """Annotated metadata putting rules on one value: CEL in its schema, checks in Python.
-
-    A metadata class rather than ``Field(json_schema_extra=...)`` so it also works on a
-    value nested in ``X | None``.
-    """
-
-    rules: tuple[Rule, ...]
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        def validate(value: Any) -> Any:
-            for rule in self.rules:
-                if rule.check is not None and not rule.check(value):
-                    raise PydanticCustomError("rule", rule.message)
-            return value
-
-        return core_schema.no_info_after_validator_function(validate, handler(source))
-
-    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
-        out = handler(schema)
-        out["x-kubernetes-validations"] = [r.to_crd() for r in self.rules]
-        return out
-
-
-def _uri_rule(field: str, schemes: tuple[str, ...], hint: str) -> Rule:
-    cel = " || ".join(f"self.startsWith('{s}')" for s in schemes)
-    return Rule(
-        cel=cel,
-        message=f"{field} must start with {', '.join(schemes)} ({hint})",
-        check=lambda v: isinstance(v, str) and v.startswith(schemes),
-    )
-
-
-_RESOLUTION_RULE = Rule(
-    cel=f"self in [{', '.join(str(r) for r in RESOLUTIONS)}]",
-    message="spec.model.resolution must be a power of two from 4 to 1024",
-    check=lambda v: v in RESOLUTIONS,
-)
-_DATASET_URI_RULES = (
-    _uri_rule(
-        "spec.dataset.uri",
-        ("gs://", "/", "builtin:"),
-        "a GCS object or folder, a path in the container, or builtin:lfw",
-    ),
-    Rule(
-        cel="!self.startsWith('builtin:') || self == 'builtin:lfw'",
-        message="spec.dataset.uri: the only built-in dataset is builtin:lfw",
-        check=lambda v: not v.startswith("builtin:") or v == "builtin:lfw",
-    ),
-)
-_CHECKPOINT_URI_RULE = _uri_rule(
-    "spec.checkpoints.uri", ("gs://", "/"), "a GCS prefix or a path on spec.checkpoints.claimName"
-)
-_RESUME_URI_RULE = _uri_rule(
-    "spec.checkpoints.resumeFrom", ("gs://", "/"), "a checkpoint object or a run folder"
-)
-
-# Bounded string/list/map sizes keep the API server's CEL cost estimate low.
-Uri = Annotated[str, Field(min_length=1, max_length=1024)]
-Resolution = Annotated[int, _FieldRules((_RESOLUTION_RULE,))]
-DatasetUri = Annotated[Uri, _FieldRules(_DATASET_URI_RULES)]
-CheckpointUri = Annotated[Uri, _FieldRules((_CHECKPOINT_URI_RULE,))]
-ResumeUri = Annotated[Uri, _FieldRules((_RESUME_URI_RULE,))]
-
-
-def _check_quantity(value: int | str) -> int | str:
-    if isinstance(value, str) and not re.match(QUANTITY, value):
-        raise PydanticCustomError(
-            "quantity", "must be a Kubernetes quantity such as 500m, 4 or 16Gi"
-        )
-    return value
-
-
-Quantity = Annotated[
-    int | str,
-    AfterValidator(_check_quantity),
-    WithJsonSchema(
-        {
-            "anyOf": [{"type": "integer"}, {"type": "string"}],
-            "pattern": QUANTITY,
-            "x-kubernetes-int-or-string": True,
-        }
-    ),
-]
-
-
-class _Model(BaseModel):
-    """Base: camelCase on the wire, no unknown fields, immutable, cross-field rules."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
-    rules: ClassVar[tuple[Rule, ...]] = ()
-
-    @classmethod
-    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
-        schema = handler(core_schema)
-        target = handler.resolve_ref_schema(schema)
-        if cls.rules:
-            target["x-kubernetes-validations"] = [r.to_crd() for r in cls.rules]
-        return schema
-
-    @model_validator(mode="after")
-    def _check_rules(self) -> _Model:
-        for rule in type(self).rules:
-            if rule.check is not None and not rule.check(self):
-                raise PydanticCustomError(
-                    "rule", rule.message, {"field_path": (rule.field_path or "").lstrip(".")}
-                )
-        return self
-
-
-def _section(model: type[_Model], description: str) -> Any:
-    """A sub-object with every field defaulted: ``{}`` on the wire, so nested defaults apply."""
-    return Field(default_factory=model, description=description, json_schema_extra={"default": {}})
-
-
-# --------------------------------------------------------------------------- spec
-class ModelSpec(_Model):
+class ModelSpec(ApiModel):
     """The network: output resolution, the configuration preset and its overrides."""
 
     rules: ClassVar[tuple[Rule, ...]] = (
@@ -316,7 +109,7 @@ class ModelSpec(_Model):
     )
 
 
-class TrainingSpec(_Model):
+class TrainingSpec(ApiModel):
     """How long and how the trainer trains."""
 
     kimg: int = Field(
@@ -348,7 +141,7 @@ class TrainingSpec(_Model):
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Random seed for weights and sampling.")
 
 
-class DatasetSpec(_Model):
+class DatasetSpec(ApiModel):
     """The training images."""
 
     rules: ClassVar[tuple[Rule, ...]] = (
@@ -375,152 +168,7 @@ class DatasetSpec(_Model):
     xflip: bool = Field(False, description="Add horizontally flipped copies of every image.")
 
 
-class Toleration(_Model):
-    """A pod toleration, as in core/v1."""
-
-    key: str | None = Field(None, max_length=316, description="Taint key to tolerate.")
-    operator: Literal["Exists", "Equal"] = Field(
-        "Equal", description="Exists matches any value; Equal matches value."
-    )
-    value: str | None = Field(None, max_length=63, description="Taint value (operator Equal).")
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
-        None, description="Taint effect to tolerate; empty matches all effects."
-    )
-    toleration_seconds: int | None = Field(
-        None, ge=0, description="How long a NoExecute taint is tolerated before eviction."
-    )
-
-
-class EnvVar(_Model):
-    """An extra environment variable for the trainer container."""
-
-    name: str = Field(max_length=256, pattern=ENV_NAME, description="Variable name.")
-    value: str = Field("", max_length=4096, description="Variable value.")
-
-
-class ComputeResources(_Model):
-    """Extra CPU and memory requests and limits for the trainer container."""
-
-    rules: ClassVar[tuple[Rule, ...]] = (
-        Rule(
-            cel=f"(!has(self.requests) || !('{GPU_RESOURCE}' in self.requests)) && "
-            f"(!has(self.limits) || !('{GPU_RESOURCE}' in self.limits))",
-            message=f"spec.resources.resources must not set {GPU_RESOURCE}: "
-            "use spec.resources.gpusPerNode",
-            check=lambda r: GPU_RESOURCE not in r.requests and GPU_RESOURCE not in r.limits,
-        ),
-    )
-
-    requests: dict[str, Quantity] = Field(
-        default_factory=dict, max_length=16, description="Requests, e.g. {cpu: 8, memory: 64Gi}."
-    )
-    limits: dict[str, Quantity] = Field(
-        default_factory=dict, max_length=16, description="Limits, e.g. {memory: 96Gi}."
-    )
-
-
-class ResourcesSpec(_Model):
-    """Where and on what the run trains: node count, GPUs, image and scheduling."""
-
-    rules: ClassVar[tuple[Rule, ...]] = (
-        Rule(
-            cel="!has(self.nodes) || (!has(self.minNodes) && !has(self.maxNodes))",
-            message="spec.resources.nodes and spec.resources.minNodes/maxNodes are exclusive: "
-            "set nodes for a fixed size, or minNodes and maxNodes for an elastic run",
-            check=lambda r: r.nodes is None or (r.min_nodes is None and r.max_nodes is None),
-            field_path=".nodes",
-        ),
-        Rule(
-            cel="has(self.minNodes) == has(self.maxNodes)",
-            message="spec.resources.minNodes and spec.resources.maxNodes go together",
-            check=lambda r: (r.min_nodes is None) == (r.max_nodes is None),
-            field_path=".maxNodes",
-        ),
-        Rule(
-            cel="!has(self.minNodes) || !has(self.maxNodes) || self.minNodes <= self.maxNodes",
-            message="spec.resources.minNodes must be less than or equal to spec.resources.maxNodes",
-            check=lambda r: (
-                r.min_nodes is None or r.max_nodes is None or r.min_nodes <= r.max_nodes
-            ),
-            field_path=".minNodes",
-        ),
-        Rule(
-            cel=f"!has(self.nodeSelector) || !('{GPU_TYPE_LABEL}' in self.nodeSelector)",
-            message=f"spec.resources.nodeSelector must not set {GPU_TYPE_LABEL}: "
-            "use spec.resources.gpuType",
-            check=lambda r: GPU_TYPE_LABEL not in r.node_selector,
-            field_path=".nodeSelector",
-        ),
-    )
-
-    nodes: int | None = Field(
-        None,
-        ge=1,
-        le=MAX_NODES,
-        description="Fixed number of nodes (one trainer pod each). Default 1; exclusive with "
-        "minNodes/maxNodes.",
-    )
-    min_nodes: int | None = Field(
-        None, ge=1, le=MAX_NODES, description="Elastic runs: the fewest nodes an attempt may use."
-    )
-    max_nodes: int | None = Field(
-        None, ge=1, le=MAX_NODES, description="Elastic runs: the most nodes an attempt may use."
-    )
-    gpus_per_node: int = Field(
-        1,
-        ge=1,
-        le=MAX_GPUS_PER_NODE,
-        description="GPUs per node (torchrun --nproc-per-node); trainer processes per node "
-        "when gpuType is cpu.",
-    )
-    gpu_type: str = Field(
-        max_length=63,
-        pattern=DNS_LABEL,
-        description="GPU type, as GKE labels nodes (cloud.google.com/gke-accelerator): "
-        "nvidia-tesla-v100, nvidia-tesla-a100, nvidia-a100-80gb, nvidia-h100-80gb, nvidia-l4, "
-        "nvidia-tesla-t4, ...; cpu for CPU-only nodes. Selects nodes and prices the run.",
-    )
-    image: str | None = Field(
-        None,
-        min_length=1,
-        max_length=512,
-        description="Trainer image; defaults to the operator's configured trainer image.",
-    )
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
-        None, description="Image pull policy of the trainer container."
-    )
-    node_selector: dict[str, Annotated[str, Field(max_length=63)]] = Field(
-        default_factory=dict,
-        max_length=32,
-        description="Extra node labels the trainer pods require (added to the GPU type's).",
-    )
-    tolerations: list[Toleration] = Field(
-        default_factory=list,
-        max_length=32,
-        description="Extra tolerations (the nvidia.com/gpu taint is tolerated on GPU runs).",
-    )
-    priority_class_name: str | None = Field(
-        None, max_length=253, pattern=DNS_SUBDOMAIN, description="PriorityClass of the pods."
-    )
-    service_account_name: str | None = Field(
-        None,
-        max_length=253,
-        pattern=DNS_SUBDOMAIN,
-        description="ServiceAccount of the pods (e.g. one bound to a GCS-enabled identity).",
-    )
-    resources: ComputeResources = _section(
-        ComputeResources, "Extra CPU/memory requests and limits per trainer pod."
-    )
-    shm_size: Quantity = Field(
-        "2Gi",
-        description="Size of /dev/shm (a memory-backed emptyDir) for data loader workers.",
-    )
-    env: list[EnvVar] = Field(
-        default_factory=list, max_length=32, description="Extra environment for the trainer."
-    )
-
-
-class CheckpointSpec(_Model):
+class CheckpointSpec(ApiModel):
     """Where checkpoints go and how many stay."""
 
     rules: ClassVar[tuple[Rule, ...]] = (
@@ -565,7 +213,7 @@ class CheckpointSpec(_Model):
     )
 
 
-class CostSpec(_Model):
+class CostSpec(ApiModel):
     """Prices and budget; prices default to the operator's catalog for the GPU type."""
 
     price_per_gpu_hour: float | None = Field(
@@ -587,7 +235,7 @@ class CostSpec(_Model):
     )
 
 
-class RunPolicy(_Model):
+class RunPolicy(ApiModel):
     """Restart and lifetime policy (names as in Kubeflow's PyTorchJob runPolicy)."""
 
     backoff_limit: int = Field(
@@ -622,7 +270,7 @@ _BATCH_DIVIDES_CEL = (
 )
 
 
-class RunSpec(_Model):
+class RunSpec(ApiModel):
     """A StyleGAN2 training run: what to train, on what, and what it may cost."""
 
     rules: ClassVar[tuple[Rule, ...]] = (
@@ -645,8 +293,8 @@ class RunSpec(_Model):
         ),
     )
 
-    model: ModelSpec = _section(ModelSpec, "The network: resolution, preset and overrides.")
-    training: TrainingSpec = _section(TrainingSpec, "Training length, batch, precision, seed.")
+    model: ModelSpec = section(ModelSpec, "The network: resolution, preset and overrides.")
+    training: TrainingSpec = section(TrainingSpec, "Training length, batch, precision, seed.")
     dataset: DatasetSpec = Field(description="The training images.")
     resources: ResourcesSpec = Field(description="Nodes, GPUs, image and scheduling.")
     checkpoints: CheckpointSpec | None = Field(
@@ -654,8 +302,8 @@ class RunSpec(_Model):
         description="Durable checkpoints. Without them the trainer writes to a scratch "
         "folder and a restarted attempt starts from scratch.",
     )
-    cost: CostSpec = _section(CostSpec, "Prices, currency and budget.")
-    run_policy: RunPolicy = _section(RunPolicy, "Restarts, deadline and clean-up.")
+    cost: CostSpec = section(CostSpec, "Prices, currency and budget.")
+    run_policy: RunPolicy = section(RunPolicy, "Restarts, deadline and clean-up.")
     queue_name: str | None = Field(
         None,
         max_length=63,
@@ -695,247 +343,3 @@ class RunSpec(_Model):
             for n in range(self.node_count, self.min_node_count - 1, -1)
             if self.training.batch_size % (n * g) == 0
         ]
-
-
-# --------------------------------------------------------------------------- status
-class Condition(_Model):
-    """A Kubernetes-style condition."""
-
-    type: str = Field(max_length=316, description="Condition type, e.g. Running, BudgetExceeded.")
-    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
-    reason: str | None = Field(None, max_length=1024, description="CamelCase machine reason.")
-    message: str | None = Field(None, max_length=32768, description="Human-readable detail.")
-    last_transition_time: datetime | None = Field(None, description="When the status last changed.")
-    observed_generation: int | None = Field(
-        None, ge=0, description="The spec generation the condition describes."
-    )
-
-
-class CheckpointRef(_Model):
-    """The newest complete checkpoint."""
-
-    uri: str | None = Field(None, description="Where the checkpoint is.")
-    kimg: float | None = Field(None, ge=0, description="Training progress it holds, in kimg.")
-    time: datetime | None = Field(None, description="When it was written.")
-
-
-class RunStatus(_Model):
-    """What the operator observed; written only by the operator."""
-
-    phase: Phase | None = Field(
-        None, description="Pending, Running, Suspended, Restarting, Succeeded or Failed."
-    )
-    conditions: list[Condition] = Field(
-        default_factory=list, description="Kubernetes-style conditions, one per type."
-    )
-    shape: str | None = Field(
-        None, description="Nodes x GPUs per node of the active attempt, e.g. 2x8."
-    )
-    kimg: float | None = Field(None, description="Training progress in kimg.")
-    total_kimg: int | None = Field(None, description="Target length (spec.training.kimg).")
-    sec_per_kimg: float | None = Field(None, description="Measured seconds per kimg.")
-    gpu_hours: float | None = Field(None, description="GPU-hours used, every attempt included.")
-    cost: float | None = Field(None, description="Spend so far, in status.currency.")
-    projected_cost: float | None = Field(
-        None, description="Spend so far plus the measured rate times the remaining kimg."
-    )
-    currency: str | None = Field(None, description="Currency of cost and projectedCost.")
-    eta: str | None = Field(None, description="Time left at the measured rate, e.g. 3d4h.")
-    last_checkpoint: CheckpointRef | None = Field(None, description="The newest checkpoint.")
-    restarts: int | None = Field(None, description="Whole-group restarts after failures.")
-    preemptions: int | None = Field(None, description="Restarts caused by disruption/preemption.")
-    attempt: int | None = Field(None, description="Number of the current attempt (the job -aN).")
-    active_job: str | None = Field(None, description="Name of the current attempt's Job.")
-    observed_generation: int | None = Field(
-        None, description="The spec generation last reconciled."
-    )
-    start_time: datetime | None = Field(None, description="When the first attempt started.")
-    completion_time: datetime | None = Field(None, description="When the run finished.")
-    message: str | None = Field(None, description="The latest human-readable summary.")
-
-
-# --------------------------------------------------------------------------- validation
-def _field_name(loc: tuple[Any, ...]) -> str:
-    out = "spec"
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
-
-
-def validate_spec(obj: dict[str, Any]) -> RunSpec:
-    """Parse a StyleGANRun ``spec`` (or a whole StyleGANRun) into a :class:`RunSpec`.
-
-    Raises:
-        SpecError: on the first problem, naming the field, e.g. ``spec.resources.gpusPerNode``.
-    """
-    if not isinstance(obj, dict):
-        raise SpecError("spec", f"must be an object, got {type(obj).__name__}")
-    if obj.get("kind") == KIND and "spec" in obj:
-        obj = obj["spec"]
-        if not isinstance(obj, dict):
-            raise SpecError("spec", "must be an object")
-    try:
-        return RunSpec.model_validate(obj)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        extra = (err.get("ctx") or {}).get("field_path")
-        if extra:
-            loc += tuple(extra.split("."))
-        reason = err["msg"]
-        if err["type"] not in ("rule", "missing") and "input" in err:
-            reason += f" (got {err['input']!r})"
-        raise SpecError(_field_name(loc), reason) from None
-
-
-# --------------------------------------------------------------------------- CRD
-def _structural(node: Any, defs: dict[str, Any]) -> Any:
-    """Turn pydantic's JSON schema into a Kubernetes structural schema.
-
-    Inlines ``$ref`` (CRDs cannot refer), drops ``null`` branches (an omitted field is
-    what optional means to the API server), titles and ``additionalProperties: false``
-    (unknown fields are pruned or refused by kubectl), and spells exclusive bounds the
-    OpenAPI v3.0 way.
-    """
-    if isinstance(node, list):
-        return [_structural(n, defs) for n in node]
-    if not isinstance(node, dict):
-        return node
-    node = dict(node)
-    if "$ref" in node:
-        target = defs[node.pop("$ref").rsplit("/", 1)[-1]]
-        node = {**target, **node}  # the field's own description/default win
-    if "anyOf" in node:
-        branches = [b for b in node["anyOf"] if b != {"type": "null"}]
-        if len(branches) == 1:
-            del node["anyOf"]
-            node = {**_structural(branches[0], defs), **node}
-            if node.get("default", 0) is None:
-                del node["default"]
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if key in ("title", "$defs") or (key == "additionalProperties" and value is False):
-            continue
-        if key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
-            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
-            out[key] = True
-        elif key == "properties":
-            out[key] = {k: _structural(v, defs) for k, v in value.items()}
-        elif key == "const":
-            out["enum"] = [value]
-        elif key == "default" and value is None:
-            continue
-        else:
-            out[key] = _structural(value, defs)
-    if "properties" in out:
-        out.setdefault("type", "object")
-    return _ordered(out)
-
-
-_KEY_ORDER = ("description", "type", "format", "default", "enum")
-
-
-def _ordered(schema: dict[str, Any]) -> dict[str, Any]:
-    """Stable, readable key order: description and type first, then the rest sorted."""
-    head = [k for k in _KEY_ORDER if k in schema]
-    tail = sorted(k for k in schema if k not in _KEY_ORDER)
-    return {k: schema[k] for k in head + tail}
-
-
-def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The structural OpenAPI v3 schema of ``model`` (camelCase, every ``$ref`` inlined)."""
-    raw = model.model_json_schema(by_alias=True, mode="validation")
-    return _structural(raw, raw.get("$defs", {}))
-
-
-def _status_schema() -> dict[str, Any]:
-    schema = openapi_schema(RunStatus)
-    # kopf keeps its own progress under status; the operator owns the rest.
-    schema["x-kubernetes-preserve-unknown-fields"] = True
-    conditions = schema["properties"]["conditions"]
-    conditions["x-kubernetes-list-type"] = "map"
-    conditions["x-kubernetes-list-map-keys"] = ["type"]
-    return schema
-
-
-PRINTER_COLUMNS: list[dict[str, Any]] = [
-    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-    {
-        "name": "Shape",
-        "type": "string",
-        "jsonPath": ".status.shape",
-        "description": "Nodes x GPUs per node of the active attempt",
-    },
-    {"name": "Kimg", "type": "number", "jsonPath": ".status.kimg"},
-    {"name": "Target", "type": "integer", "jsonPath": ".spec.training.kimg"},
-    {"name": "Cost", "type": "number", "jsonPath": ".status.cost"},
-    {"name": "ETA", "type": "string", "jsonPath": ".status.eta"},
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-    {"name": "GPU", "type": "string", "jsonPath": ".spec.resources.gpuType", "priority": 1},
-    {"name": "Currency", "type": "string", "jsonPath": ".status.currency", "priority": 1},
-    {"name": "Projected", "type": "number", "jsonPath": ".status.projectedCost", "priority": 1},
-    {"name": "Restarts", "type": "integer", "jsonPath": ".status.restarts", "priority": 1},
-]
-
-
-def build_crd() -> dict[str, Any]:
-    """The StyleGANRun CustomResourceDefinition (apiextensions.k8s.io/v1) as a dict."""
-    spec_schema = openapi_schema(RunSpec)
-    spec_schema["description"] = (RunSpec.__doc__ or "").strip()
-    root = {
-        "description": "StyleGANRun trains a StyleGAN2 generator on Kubernetes GPU nodes and "
-        "accounts for what it costs.",
-        "type": "object",
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {
-                "description": "Versioned schema of this object (stylegan.dev/v1alpha1).",
-                "type": "string",
-            },
-            "kind": {"description": "StyleGANRun.", "type": "string"},
-            "metadata": {"type": "object"},  # the API server allows nothing more here
-            "spec": spec_schema,
-            "status": _status_schema(),
-        },
-    }
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": CRD_NAME,
-            "labels": {"app.kubernetes.io/part-of": "stylegan-operator"},
-        },
-        "spec": {
-            "group": GROUP,
-            "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": SINGULAR,
-                "shortNames": list(SHORT_NAMES),
-                "categories": list(CATEGORIES),
-            },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [dict(c) for c in PRINTER_COLUMNS],
-                    "schema": {"openAPIV3Schema": root},
-                }
-            ],
-        },
-    }
-
-
-CRD_HEADER = (
-    "# Generated by `stylegan crd` from operator/stylegan_operator/api/spec.py: do not edit.\n"
-    "# tests/unit/operator/test_crd.py fails when this copy drifts from the models.\n"
-)
-
-
-def crd_yaml() -> str:
-    """The CRD as YAML, byte-for-byte what ``stylegan crd`` prints and the repo commits."""
-    return CRD_HEADER + yaml.safe_dump(build_crd(), sort_keys=False, width=100)

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import click
 import yaml
 
-from stylegan_operator.api.spec import crd_yaml
+from stylegan_operator.api.crd import crd_yaml
 from stylegan_operator.reconcile.render import render_run, to_yaml_stream
 
 EXIT_BAD_INPUT = 64

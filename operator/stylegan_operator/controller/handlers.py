@@ -38,7 +38,7 @@ from typing import Any, Final, cast
 import kopf
 import yaml
 
-from stylegan_operator.api.spec import GROUP, PLURAL, VERSION
+from stylegan_operator.api.names import GROUP, PLURAL, VERSION
 from stylegan_operator.controller import metrics
 from stylegan_operator.cost.pricing import PriceCatalog
 from stylegan_operator.kube.client import Kube, KubeError

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from stylegan_common.kubeapi import api_message as _api_message
 from stylegan_common.kubeapi import send
-from stylegan_operator.api.spec import GROUP, PLURAL, VERSION
+from stylegan_operator.api.names import GROUP, PLURAL, VERSION
 from stylegan_operator.reconcile import render
 from stylegan_operator.reconcile.lifecycle import Observed, Plan, diff_status
 

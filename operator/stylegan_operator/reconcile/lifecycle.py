@@ -78,7 +78,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from stylegan_operator.api.spec import API_VERSION, GROUP, PLURAL, RunSpec, SpecError, validate_spec
+from stylegan_operator.api.names import API_VERSION, GROUP, PLURAL
+from stylegan_operator.api.spec import RunSpec
+from stylegan_operator.api.validation import SpecError, validate_spec
 from stylegan_operator.cost.budget import (
     BUDGET_OVER,
     BUDGET_PROJECTED_OVER,

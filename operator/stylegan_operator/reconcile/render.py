@@ -43,7 +43,7 @@ from typing import Any
 import yaml
 
 from stylegan_operator import __version__
-from stylegan_operator.api.spec import (
+from stylegan_operator.api.names import (
     API_VERSION,
     CHECKPOINT_MOUNT,
     DATASET_MOUNT,
@@ -51,10 +51,9 @@ from stylegan_operator.api.spec import (
     GPU_TYPE_LABEL,
     KIND,
     MAX_NODES,
-    RunSpec,
-    SpecError,
-    validate_spec,
 )
+from stylegan_operator.api.spec import RunSpec
+from stylegan_operator.api.validation import SpecError, validate_spec
 
 TRAINER_CONTAINER = "trainer"
 C10D_PORT = 29400

@@ -187,7 +187,7 @@ def test_samples_list_prints_every_grid_oldest_first(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- commands
 @dataclass
 class FakeCluster:
-    """Answers like ``cluster_commands.Cluster`` from fixed objects."""
+    """Answers like ``cluster_client.Cluster`` from fixed objects."""
 
     runs: list[dict[str, Any]]
     jobs: list[dict[str, Any]] = field(default_factory=list)

@@ -2,7 +2,7 @@
 
 Each entry is ``(name, patch, field)``: ``patch`` is deep-merged into :data:`BASE_SPEC`
 (a ``None`` value deletes the key), and ``field`` is the path that both the API server's
-message (``kubectl apply``) and :class:`stylegan_operator.api.spec.SpecError` must contain.
+message (``kubectl apply``) and :class:`stylegan_operator.api.validation.SpecError` must contain.
 
 The cluster test applies ``manifest(name, apply_patch(BASE_SPEC, patch))`` for each entry
 and asserts that the API server refuses it with ``field`` in the message; the unit test

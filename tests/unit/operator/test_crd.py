@@ -11,7 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from stylegan_operator.api.spec import build_crd, crd_yaml
+from stylegan_operator.api.crd import build_crd, crd_yaml
 from stylegan_operator.cli.resource_commands import crd_cmd
 
 REPO = Path(__file__).resolve().parents[3]

@@ -18,7 +18,9 @@ import yaml
 from click.testing import CliRunner
 from tests.unit.operator.invalid_specs import BASE_SPEC, apply_patch
 
-from stylegan_operator.api.spec import GPU_TYPE_LABEL, MAX_NODES, RunSpec, validate_spec
+from stylegan_operator.api.names import GPU_TYPE_LABEL, MAX_NODES
+from stylegan_operator.api.spec import RunSpec
+from stylegan_operator.api.validation import validate_spec
 from stylegan_operator.cli.resource_commands import render_cmd
 from stylegan_operator.reconcile.render import (
     ANNOTATION_RESUME,

@@ -8,7 +8,9 @@ import pytest
 import yaml
 from tests.unit.operator.invalid_specs import BASE_SPEC, INVALID_SPECS, apply_patch, manifest
 
-from stylegan_operator.api.spec import RunSpec, RunStatus, SpecError, validate_spec
+from stylegan_operator.api.spec import RunSpec
+from stylegan_operator.api.status import RunStatus
+from stylegan_operator.api.validation import SpecError, validate_spec
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted((REPO / "manifests" / "examples").glob("*.yaml"))
