@@ -186,7 +186,7 @@ def train_cmd(config: str | None, sets: tuple[str, ...], **flags: Any) -> None:
 @click.option("--resolution", type=int, default=None, help="Resize square images to N x N.")
 def dataset_cmd(src: str, dest: str, resolution: int | None) -> None:
     """Convert the image folder SRC into the training zip DEST.zip."""
-    from stylegan_trainer.data.dataset import NothingUsable, convert_folder
+    from stylegan_trainer.data.convert import NothingUsable, convert_folder
 
     try:
         report = convert_folder(src, dest, resolution)

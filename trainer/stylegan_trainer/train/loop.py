@@ -67,13 +67,8 @@ from stylegan_common.errors import (
 )
 from stylegan_common.storage import LocalStorage, Storage, open_storage
 from stylegan_common.trainer_metrics import check_port
-from stylegan_trainer.data.dataset import (
-    BatchLoader,
-    ImageDataset,
-    InfiniteSampler,
-    check_resolution,
-    open_dataset,
-)
+from stylegan_trainer.data.dataset import ImageDataset, check_resolution, open_dataset
+from stylegan_trainer.data.loading import BatchLoader, InfiniteSampler
 from stylegan_trainer.model.augment import AdaController, AugmentPipe
 from stylegan_trainer.model.loss import (
     StyleGAN2Loss,
