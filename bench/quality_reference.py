@@ -19,7 +19,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from stylegan_trainer.model.networks import Generator
+from stylegan_trainer.model.generator import Generator
 from stylegan_trainer.quality import measures as quality
 from stylegan_trainer.sampling.generate import generate_images
 from stylegan_trainer.train.presets import resolve_preset

@@ -356,7 +356,7 @@ needs_networks = pytest.mark.skipif(
 
 
 def tiny_real_generator() -> torch.nn.Module:
-    from stylegan_trainer.model.networks import Generator, NetworkConfig
+    from stylegan_trainer.model.generator import Generator, NetworkConfig
 
     torch.manual_seed(0)
     cfg = NetworkConfig(

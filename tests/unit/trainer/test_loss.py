@@ -11,6 +11,12 @@ import pytest
 import torch
 
 from stylegan_trainer.model.augment import AugmentPipe
+from stylegan_trainer.model.generator import (
+    Discriminator,
+    Generator,
+    NetworkConfig,
+    build_networks,
+)
 from stylegan_trainer.model.loss import (
     PHASES,
     StyleGAN2Loss,
@@ -22,7 +28,6 @@ from stylegan_trainer.model.loss import (
     r1_penalty,
     update_ema,
 )
-from stylegan_trainer.model.networks import Discriminator, Generator, NetworkConfig, build_networks
 
 F64 = torch.float64
 

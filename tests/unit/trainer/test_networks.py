@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from stylegan_trainer.model import ops
-from stylegan_trainer.model.networks import (
+from stylegan_trainer.model.generator import (
     Discriminator,
     Generator,
     MinibatchStdLayer,

@@ -417,7 +417,7 @@ def test_bad_quality_input_exits_64(checkpoint: Path, args: list[str], message: 
 
 
 def test_quality_command_reads_a_real_checkpoint(tmp_path: Path) -> None:
-    networks = pytest.importorskip("stylegan_trainer.model.networks")
+    networks = pytest.importorskip("stylegan_trainer.model.generator")
     checkpoint_module = pytest.importorskip("stylegan_trainer.train.checkpoint")
     torch.manual_seed(0)
     cfg = networks.NetworkConfig(
