@@ -44,7 +44,7 @@ import fakegcs  # noqa: E402
 
 from stylegan_common.storage import LocalStorage, Storage  # noqa: E402
 from stylegan_common.storage.gcs import DEFAULT_CHUNK_SIZE, GCSStorage  # noqa: E402
-from stylegan_trainer.model.generator import build_networks, count_parameters  # noqa: E402
+from stylegan_trainer.model.networks import build_networks, count_parameters  # noqa: E402
 from stylegan_trainer.train.checkpoint import load_latest, save_checkpoint, serialize  # noqa: E402
 from stylegan_trainer.train.presets import resolve_preset  # noqa: E402
 

@@ -417,13 +417,14 @@ def test_bad_quality_input_exits_64(checkpoint: Path, args: list[str], message: 
 
 
 def test_quality_command_reads_a_real_checkpoint(tmp_path: Path) -> None:
-    networks = pytest.importorskip("stylegan_trainer.model.generator")
+    config = pytest.importorskip("stylegan_trainer.model.config")
+    generator = pytest.importorskip("stylegan_trainer.model.generator")
     checkpoint_module = pytest.importorskip("stylegan_trainer.train.checkpoint")
     torch.manual_seed(0)
-    cfg = networks.NetworkConfig(
+    cfg = config.NetworkConfig(
         resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=64, channel_max=16
     )
-    G = networks.Generator(cfg)
+    G = generator.Generator(cfg)
     path = tmp_path / "ckpt.pt"
     torch.save(
         {
