@@ -51,7 +51,8 @@ def measure(
 ) -> dict[str, Any]:
     """Seconds to the first batch, images/s over ``batches`` more, then the wait per batch
     behind a simulated step of ``step_ms``."""
-    from stylegan_trainer.data.dataset import BatchLoader, InfiniteSampler, open_dataset
+    from stylegan_trainer.data.dataset import open_dataset
+    from stylegan_trainer.data.loading import BatchLoader, InfiniteSampler
 
     dataset = open_dataset(str(zip_path))
     sampler = InfiniteSampler(len(dataset), seed=0, global_batch=batch)

@@ -13,12 +13,9 @@ from click.testing import CliRunner
 
 from stylegan_common.errors import EXIT_CONFIG, ConfigError, DatasetError
 from stylegan_trainer.data import dataset as data_module
-from stylegan_trainer.data.dataset import (
-    BUILTIN_LFW,
-    InfiniteSampler,
-    convert_folder,
-    open_dataset,
-)
+from stylegan_trainer.data.convert import convert_folder
+from stylegan_trainer.data.dataset import BUILTIN_LFW, open_dataset
+from stylegan_trainer.data.loading import InfiniteSampler
 
 
 def _png(path: Path, size: tuple[int, int], value: int = 0, mode: str = "RGB") -> None:

@@ -16,14 +16,9 @@ from tests.support import process_gone
 
 from stylegan_common.errors import ConfigError
 from stylegan_trainer.data import dataset as data_module
-from stylegan_trainer.data.dataset import (
-    PREFETCH_PER_WORKER,
-    BatchLoader,
-    ImageDataset,
-    InfiniteSampler,
-    convert_folder,
-    open_dataset,
-)
+from stylegan_trainer.data.convert import convert_folder
+from stylegan_trainer.data.dataset import ImageDataset, open_dataset
+from stylegan_trainer.data.loading import PREFETCH_PER_WORKER, BatchLoader, InfiniteSampler
 
 IMAGES = 10
 
@@ -90,7 +85,8 @@ def test_a_loader_left_open_does_not_hold_up_the_interpreter_exit(labelled_zip: 
     # multiprocessing's exit handler would SIGTERM the workers (which ignore it) and wait for
     # them forever; the loader's own exit handler closes them first.
     script = (
-        "from stylegan_trainer.data.dataset import BatchLoader, InfiniteSampler, open_dataset\n"
+        "from stylegan_trainer.data.dataset import open_dataset\n"
+        "from stylegan_trainer.data.loading import BatchLoader, InfiniteSampler\n"
         f"dataset = open_dataset({labelled_zip!r}, 8)\n"
         "loader = BatchLoader(dataset, InfiniteSampler(len(dataset), 0, 4), workers=2)\n"
         "loader.next()\n"

@@ -90,7 +90,7 @@ def test_average_gradients_replaces_non_finite_values() -> None:
 
 def _constant_noise() -> None:
     """Make the synthesis network's noise inputs deterministic (the loss asks for random)."""
-    from stylegan_trainer.model import networks
+    from stylegan_trainer.model import generator as networks
 
     original = networks.SynthesisNetwork.forward
     if getattr(original, "_constant", False):
@@ -162,7 +162,7 @@ def test_two_ranks_of_4_train_like_one_rank_of_8(
         nprocs=2, join=True,
     )  # fmt: skip
 
-    from stylegan_trainer.model import networks
+    from stylegan_trainer.model import generator as networks
 
     monkeypatch.setattr(networks.SynthesisNetwork, "forward", networks.SynthesisNetwork.forward)
     _constant_noise()

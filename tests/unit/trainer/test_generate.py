@@ -356,7 +356,8 @@ needs_networks = pytest.mark.skipif(
 
 
 def tiny_real_generator() -> torch.nn.Module:
-    from stylegan_trainer.model.networks import Generator, NetworkConfig
+    from stylegan_trainer.model.config import NetworkConfig
+    from stylegan_trainer.model.generator import Generator
 
     torch.manual_seed(0)
     cfg = NetworkConfig(

@@ -11,6 +11,9 @@ import pytest
 import torch
 
 from stylegan_trainer.model.augment import AugmentPipe
+from stylegan_trainer.model.config import NetworkConfig
+from stylegan_trainer.model.discriminator import Discriminator
+from stylegan_trainer.model.generator import Generator
 from stylegan_trainer.model.loss import (
     PHASES,
     StyleGAN2Loss,
@@ -22,7 +25,7 @@ from stylegan_trainer.model.loss import (
     r1_penalty,
     update_ema,
 )
-from stylegan_trainer.model.networks import Discriminator, Generator, NetworkConfig, build_networks
+from stylegan_trainer.model.networks import build_networks
 
 F64 = torch.float64
 

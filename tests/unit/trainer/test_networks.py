@@ -9,14 +9,10 @@ import pytest
 import torch
 
 from stylegan_trainer.model import ops
-from stylegan_trainer.model.networks import (
-    Discriminator,
-    Generator,
-    MinibatchStdLayer,
-    NetworkConfig,
-    build_networks,
-    count_parameters,
-)
+from stylegan_trainer.model.config import NetworkConfig
+from stylegan_trainer.model.discriminator import Discriminator, MinibatchStdLayer
+from stylegan_trainer.model.generator import Generator
+from stylegan_trainer.model.networks import build_networks, count_parameters
 from stylegan_trainer.train.presets import resolve_preset
 
 

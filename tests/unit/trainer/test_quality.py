@@ -12,16 +12,21 @@ import torch
 from click.testing import CliRunner
 
 from stylegan_trainer.cli import sample_commands
-from stylegan_trainer.quality import measures as quality
-from stylegan_trainer.quality.measures import (
-    evaluate_generator,
-    fid_from_features,
-    format_report,
-    frechet_distance,
-    kid_from_features,
-    precision_recall,
+from stylegan_trainer.quality.faces import (
+    FaceClassifier,
+    lfw_faces_and_non_faces,
     train_face_classifier,
 )
+from stylegan_trainer.quality.fid import (
+    extract_features,
+    fid_from_features,
+    frechet_distance,
+    kid_from_features,
+    load_feature_extractor,
+)
+from stylegan_trainer.quality.images import to_grey
+from stylegan_trainer.quality.manifold import nearest_neighbour_distances, precision_recall
+from stylegan_trainer.quality.measures import evaluate_generator, format_report, load_real_images
 
 # -- independent reference computations -----------------------------------------------------
 
@@ -157,10 +162,10 @@ def test_classifier_held_out_accuracy_is_well_above_chance() -> None:
 
 
 def test_held_out_faces_are_accepted_far_more_often_than_uniform_noise() -> None:
-    images, labels = quality.lfw_faces_and_non_faces()
+    images, labels = lfw_faces_and_non_faces()
     # Hold out 20 faces and 20 non-faces so the faces scored are unseen.
     train = np.r_[0:80, 100:180]
-    classifier = quality.FaceClassifier().fit(images[train], labels[train])
+    classifier = FaceClassifier().fit(images[train], labels[train])
     face_share = (classifier.predict_proba(images[80:100]) >= 0.5).mean()
     noise = np.random.RandomState(10).uniform(size=(200, 25, 25))
     noise_share = (classifier.predict_proba(noise) >= 0.5).mean()
@@ -168,7 +173,7 @@ def test_held_out_faces_are_accepted_far_more_often_than_uniform_noise() -> None
 
 
 def test_classifier_features_are_standardised_hog() -> None:
-    images, _ = quality.lfw_faces_and_non_faces()
+    images, _ = lfw_faces_and_non_faces()
     feats = train_face_classifier().features(images)
     assert feats.shape[0] == 200 and feats.shape[1] > 50
     np.testing.assert_allclose(feats.mean(0), 0, atol=1e-9)
@@ -177,18 +182,18 @@ def test_classifier_features_are_standardised_hog() -> None:
 def test_colour_and_uint8_images_become_the_same_grey() -> None:
     grey = torch.randint(0, 256, (2, 1, 6, 6), dtype=torch.uint8)
     colour = grey.repeat(1, 3, 1, 1)
-    assert torch.allclose(quality.to_grey(colour), quality.to_grey(grey), atol=1e-6)
-    assert torch.allclose(quality.to_grey(grey), grey[:, 0].float() / 255)
-    assert quality.to_grey(grey, size=(3, 3)).shape == (2, 3, 3)
+    assert torch.allclose(to_grey(colour), to_grey(grey), atol=1e-6)
+    assert torch.allclose(to_grey(grey), grey[:, 0].float() / 255)
+    assert to_grey(grey, size=(3, 3)).shape == (2, 3, 3)
 
 
 # -- memorisation ----------------------------------------------------------------------------
 
 
 def test_a_copied_training_set_is_at_distance_zero() -> None:
-    real = quality.to_grey(quality.load_real_images("builtin:lfw"))
-    copied = quality.nearest_neighbour_distances(real[:30], real)
-    own = quality.nearest_neighbour_distances(real, real, leave_one_out=True)
+    real = to_grey(load_real_images("builtin:lfw"))
+    copied = nearest_neighbour_distances(real[:30], real)
+    own = nearest_neighbour_distances(real, real, leave_one_out=True)
     assert copied.max() < 1e-9 and own.min() > 0.02
 
 
@@ -201,7 +206,7 @@ class MemorisingGenerator(torch.nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.faces = quality.load_real_images("builtin:lfw", 32).float()
+        self.faces = load_real_images("builtin:lfw", 32).float()
         self.z_dim, self.c_dim, self.num_ws = 4, 0, 2
         self.img_channels, self.img_resolution = self.faces.shape[1], self.faces.shape[-1]
 
@@ -224,8 +229,8 @@ class NonFaceGenerator(MemorisingGenerator):
 
     def __init__(self) -> None:
         super().__init__()
-        images, labels = quality.lfw_faces_and_non_faces()
-        grey = quality.to_grey(torch.from_numpy(images[labels == 0]), size=(32, 32))
+        images, labels = lfw_faces_and_non_faces()
+        grey = to_grey(torch.from_numpy(images[labels == 0]), size=(32, 32))
         self.faces = grey[:, None].repeat(1, 3, 1, 1) * 255
 
 
@@ -349,13 +354,13 @@ def test_fid_and_kid_are_added_when_an_extractor_is_given(extractor_file: str) -
 
 def test_extractors_without_the_features_flag_are_called_plainly() -> None:
     images = torch.randint(0, 256, (3, 1, 25, 25), dtype=torch.uint8)
-    feats = quality.extract_features(script(NoFlag()), images)
+    feats = extract_features(script(NoFlag()), images)
     assert feats.shape == (3, 3)
 
 
 def test_missing_extractor_file_names_the_option(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="inception"):
-        quality.load_feature_extractor(str(tmp_path / "inception-2015-12-05.pt"))
+        load_feature_extractor(str(tmp_path / "inception-2015-12-05.pt"))
 
 
 # -- the command ----------------------------------------------------------------------------
@@ -417,13 +422,14 @@ def test_bad_quality_input_exits_64(checkpoint: Path, args: list[str], message: 
 
 
 def test_quality_command_reads_a_real_checkpoint(tmp_path: Path) -> None:
-    networks = pytest.importorskip("stylegan_trainer.model.networks")
+    config = pytest.importorskip("stylegan_trainer.model.config")
+    generator = pytest.importorskip("stylegan_trainer.model.generator")
     checkpoint_module = pytest.importorskip("stylegan_trainer.train.checkpoint")
     torch.manual_seed(0)
-    cfg = networks.NetworkConfig(
+    cfg = config.NetworkConfig(
         resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=64, channel_max=16
     )
-    G = networks.Generator(cfg)
+    G = generator.Generator(cfg)
     path = tmp_path / "ckpt.pt"
     torch.save(
         {

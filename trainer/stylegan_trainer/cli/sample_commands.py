@@ -19,7 +19,9 @@ import click
 import torch
 
 from stylegan_common.errors import EXIT_CONFIG, EXIT_RETRYABLE, ConfigError, StorageError
-from stylegan_trainer.quality import measures as quality
+from stylegan_trainer.quality.fid import load_feature_extractor
+from stylegan_trainer.quality.manifold import PR_NEIGHBOURS
+from stylegan_trainer.quality.measures import evaluate_generator, format_report, report_json
 from stylegan_trainer.sampling import generate
 
 
@@ -223,7 +225,7 @@ def generate_cmd(
 )
 @click.option(
     "--num",
-    type=click.IntRange(min=quality.PR_NEIGHBOURS + 1),
+    type=click.IntRange(min=PR_NEIGHBOURS + 1),
     default=500,
     show_default=True,
     help="Generated images.",
@@ -267,13 +269,13 @@ def quality_cmd(
     extractor: Callable[..., torch.Tensor] | None = None
     if inception is not None:
         try:
-            extractor = quality.load_feature_extractor(inception, dev)
+            extractor = load_feature_extractor(inception, dev)
         except RuntimeError as exc:  # torch.jit.load on a file that is not TorchScript
             raise BadInput(
                 f"--inception: {inception!r} is not a TorchScript module: {exc}"
             ) from exc
     try:
-        result = quality.evaluate_generator(
+        result = evaluate_generator(
             G,
             dataset_uri=dataset,
             num_images=num,
@@ -284,4 +286,4 @@ def quality_cmd(
         )
     except ConfigError as exc:  # DatasetError: missing, unreadable or too small
         raise BadInput(f"--dataset: {str(exc).removeprefix('dataset: ')}") from exc
-    click.echo(quality.report_json(result) if as_json else quality.format_report(result))
+    click.echo(report_json(result) if as_json else format_report(result))

@@ -186,7 +186,7 @@ def train_cmd(config: str | None, sets: tuple[str, ...], **flags: Any) -> None:
 @click.option("--resolution", type=int, default=None, help="Resize square images to N x N.")
 def dataset_cmd(src: str, dest: str, resolution: int | None) -> None:
     """Convert the image folder SRC into the training zip DEST.zip."""
-    from stylegan_trainer.data.dataset import NothingUsable, convert_folder
+    from stylegan_trainer.data.convert import NothingUsable, convert_folder
 
     try:
         report = convert_folder(src, dest, resolution)
@@ -370,13 +370,16 @@ def best_snapshot(run_dir: Path, seeds: int = 64) -> tuple[str, float]:
     kimg, face share, precision, recall), written afresh, for ``stylegan plot``.
     """
     from stylegan_common.storage import LocalStorage
-    from stylegan_trainer.quality import measures as quality
+    from stylegan_trainer.quality.faces import FACE_THRESHOLD, train_face_classifier
+    from stylegan_trainer.quality.images import to_grey
+    from stylegan_trainer.quality.manifold import precision_recall
+    from stylegan_trainer.quality.measures import load_real_images
     from stylegan_trainer.report.plots import QUALITY_FILE
     from stylegan_trainer.report.status import checkpoint_kimg
     from stylegan_trainer.sampling import generate
     from stylegan_trainer.train.checkpoint import list_checkpoints, load_generator
 
-    classifier = quality.train_face_classifier()
+    classifier = train_face_classifier()
     history = run_dir / QUALITY_FILE
     history.write_text("")  # this evaluation's snapshots only, not an earlier demo's
     real_feats: dict[int, Any] = {}  # by resolution
@@ -384,13 +387,13 @@ def best_snapshot(run_dir: Path, seeds: int = 64) -> tuple[str, float]:
     for name in list_checkpoints(LocalStorage(run_dir)):
         G = load_generator(str(run_dir / name), device="cpu")
         if G.img_resolution not in real_feats:
-            reals = quality.load_real_images("builtin:lfw", G.img_resolution)
-            real_feats[G.img_resolution] = classifier.features(quality.to_grey(reals))
-        images = quality.to_grey(generate.generate_images(
+            reals = load_real_images("builtin:lfw", G.img_resolution)
+            real_feats[G.img_resolution] = classifier.features(to_grey(reals))
+        images = to_grey(generate.generate_images(
             G, list(range(10_000, 10_000 + seeds)), truncation_psi=0.7))
-        share = float((classifier.predict_proba(images) >= quality.FACE_THRESHOLD).mean())
-        precision, recall = quality.precision_recall(real_feats[G.img_resolution],
-                                                     classifier.features(images))
+        share = float((classifier.predict_proba(images) >= FACE_THRESHOLD).mean())
+        precision, recall = precision_recall(real_feats[G.img_resolution],
+                                             classifier.features(images))
         click.echo(f"demo: snapshot {name}: face share {share:.2f}, precision {precision:.2f}")
         _append_json_line(history, {
             "checkpoint": name, "kimg": checkpoint_kimg(name), "face_share": share,
@@ -410,7 +413,7 @@ def _append_json_line(path: Path, record: dict[str, Any]) -> None:
 def _demo_evaluate(
     run_dir: Path, faces_path: Path, psi: float, num_images: int, seed: int
 ) -> dict[str, Any]:
-    from stylegan_trainer.quality import measures as quality
+    from stylegan_trainer.quality.measures import evaluate_generator, format_report
     from stylegan_trainer.report.progress import PROGRESS_FILE
     from stylegan_trainer.report.status import checkpoint_kimg
     from stylegan_trainer.sampling import generate
@@ -420,8 +423,8 @@ def _demo_evaluate(
     G = load_generator(str(run_dir / name) if name else str(run_dir), device="cpu")
     faces_path.parent.mkdir(parents=True, exist_ok=True)
     generate.save_grid(G, list(range(DEMO_GRID_SEEDS)), str(faces_path), truncation_psi=psi)
-    result = quality.evaluate_generator(G, "builtin:lfw", num_images=num_images, seed=seed)
-    click.echo(quality.format_report(result))
+    result = evaluate_generator(G, "builtin:lfw", num_images=num_images, seed=seed)
+    click.echo(format_report(result))
     progress = json.loads((run_dir / PROGRESS_FILE).read_text())
     return {
         "kimg": progress["kimg"],

@@ -35,7 +35,7 @@ from stylegan_common.errors import ConfigError, ObjectNotFound, StorageError
 from stylegan_common.storage import LocalStorage, Storage, open_storage
 
 if TYPE_CHECKING:
-    from stylegan_trainer.model.networks import Generator
+    from stylegan_trainer.model.generator import Generator
 
 CHECKPOINT_FORMAT = "stylegan-operator/v1"
 POINTER_NAME = "latest.json"
@@ -286,7 +286,8 @@ def load_checkpoint(uri: str, map_location: str | torch.device = "cpu") -> dict[
 
 def load_generator(uri: str, device: str | torch.device = "cpu", which: str = "G_ema") -> Generator:
     """The generator ``which`` (``G_ema`` or ``G``) of a checkpoint, on ``device``, in eval mode."""
-    from stylegan_trainer.model.networks import Generator, NetworkConfig
+    from stylegan_trainer.model.config import NetworkConfig
+    from stylegan_trainer.model.generator import Generator
 
     if which not in ("G_ema", "G"):
         raise ConfigError(f"which: {which!r} is not G_ema or G")

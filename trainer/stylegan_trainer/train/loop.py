@@ -67,21 +67,17 @@ from stylegan_common.errors import (
 )
 from stylegan_common.storage import LocalStorage, Storage, open_storage
 from stylegan_common.trainer_metrics import check_port
-from stylegan_trainer.data.dataset import (
-    BatchLoader,
-    ImageDataset,
-    InfiniteSampler,
-    check_resolution,
-    open_dataset,
-)
+from stylegan_trainer.data.dataset import ImageDataset, check_resolution, open_dataset
+from stylegan_trainer.data.loading import BatchLoader, InfiniteSampler
 from stylegan_trainer.model.augment import AdaController, AugmentPipe
+from stylegan_trainer.model.config import NetworkConfig
 from stylegan_trainer.model.loss import (
     StyleGAN2Loss,
     ema_beta,
     lazy_regularization_hparams,
     update_ema,
 )
-from stylegan_trainer.model.networks import NetworkConfig, build_networks
+from stylegan_trainer.model.networks import build_networks
 from stylegan_trainer.report.metrics_export import MetricsExporter
 from stylegan_trainer.report.progress import (
     PROGRESS_BAR_MODES,

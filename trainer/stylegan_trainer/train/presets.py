@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields
 
-from stylegan_trainer.model.networks import MAX_RESOLUTION, MIN_RESOLUTION, NetworkConfig
+from stylegan_trainer.model.config import MAX_RESOLUTION, MIN_RESOLUTION, NetworkConfig
 
 PRESET_NAMES: tuple[str, ...] = (
     "stylegan2",
