@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -346,15 +345,6 @@ def test_cuda_request_without_gpu_exits_64(fake_checkpoint: Path, tmp_path: Path
 
 # -- against the real networks and checkpoint format ----------------------------------------
 
-networks_present = all(
-    importlib.util.find_spec(f"stylegan_trainer.{name}") is not None
-    for name in ("networks", "checkpoint")
-)
-needs_networks = pytest.mark.skipif(
-    not networks_present, reason="networks.py or checkpoint.py not written yet"
-)
-
-
 def tiny_real_generator() -> torch.nn.Module:
     from stylegan_trainer.model.config import NetworkConfig
     from stylegan_trainer.model.generator import Generator
@@ -372,7 +362,6 @@ def tiny_real_generator() -> torch.nn.Module:
     return Generator(cfg).eval()
 
 
-@needs_networks
 def test_real_generator_gives_seed_images_mixing_grid_and_frames() -> None:
     G = tiny_real_generator()
     images = generate_images(G, [0, 1], truncation_psi=0.7)
@@ -385,7 +374,6 @@ def test_real_generator_gives_seed_images_mixing_grid_and_frames() -> None:
     assert len(frames) == 4
 
 
-@needs_networks
 def test_generate_command_reads_a_real_checkpoint_file(tmp_path: Path) -> None:
     from stylegan_trainer.train.checkpoint import CHECKPOINT_FORMAT
 
@@ -418,7 +406,6 @@ def test_generate_command_reads_a_real_checkpoint_file(tmp_path: Path) -> None:
         assert np.array_equal(np.asarray(image), expected)  # the file is the seed's image
 
 
-@needs_networks
 @pytest.mark.parametrize(("error", "code"), [("StorageError", 75), ("ConfigError", 64)])
 def test_checkpoint_load_failures_map_to_exit_codes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: str, code: int

@@ -19,7 +19,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stylegan_trainer.model.networks import NetworkConfig
+from stylegan_trainer.model.config import NetworkConfig
 from stylegan_trainer.model.ops import DEFAULT_FIR_TAPS, modulated_conv2d
 from stylegan_trainer.train.presets import PUBLISHED_FP16_RES
 

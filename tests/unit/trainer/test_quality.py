@@ -422,9 +422,9 @@ def test_bad_quality_input_exits_64(checkpoint: Path, args: list[str], message: 
 
 
 def test_quality_command_reads_a_real_checkpoint(tmp_path: Path) -> None:
-    config = pytest.importorskip("stylegan_trainer.model.config")
-    generator = pytest.importorskip("stylegan_trainer.model.generator")
-    checkpoint_module = pytest.importorskip("stylegan_trainer.train.checkpoint")
+    from stylegan_trainer.model import config, generator
+    from stylegan_trainer.train import checkpoint as checkpoint_module
+
     torch.manual_seed(0)
     cfg = config.NetworkConfig(
         resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=64, channel_max=16
