@@ -20,6 +20,8 @@ from tests.unit.operator.invalid_specs import BASE_SPEC, apply_patch
 
 from stylegan_operator.api.spec import GPU_TYPE_LABEL, MAX_NODES, RunSpec, validate_spec
 from stylegan_operator.cli.resource_commands import render_cmd
+from stylegan_operator.reconcile.jobs import build_job
+from stylegan_operator.reconcile.manifest import render_run, to_yaml_stream
 from stylegan_operator.reconcile.render import (
     ANNOTATION_RESUME,
     C10D_PORT,
@@ -28,15 +30,12 @@ from stylegan_operator.reconcile.render import (
     METRICS_PORT,
     SCRATCH_OUTDIR,
     build_config_map,
-    build_job,
     build_service,
     config_map_name,
     job_name,
     label_value,
-    render_run,
     resume_uri_for,
     service_name,
-    to_yaml_stream,
     trainer_options,
 )
 
