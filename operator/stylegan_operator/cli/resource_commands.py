@@ -17,7 +17,7 @@ import click
 import yaml
 
 from stylegan_operator.api.crd import crd_yaml
-from stylegan_operator.reconcile.render import render_run, to_yaml_stream
+from stylegan_operator.reconcile.manifest import render_run, to_yaml_stream
 
 EXIT_BAD_INPUT = 64
 

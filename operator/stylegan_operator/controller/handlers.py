@@ -2,7 +2,7 @@
 
 Whatever happens (the run is created, changed or found at start-up; a Job or pod of the run
 changes; the periodic timer fires), the handler names the run and calls :func:`reconcile`,
-which reads the run and what it owns afresh, asks ``lifecycle.decide`` for a plan, applies
+which reads the run and what it owns afresh, asks ``reconcile.decide`` for a plan, applies
 it through ``kube`` and posts the plan's Events. No handler decides anything itself.
 
 Concurrency: kopf runs handlers for different objects at once (a run, each of its Jobs and
@@ -11,7 +11,7 @@ fold into a single rerun (the pods they carried are kept).
 
 Finalizers: none is needed for clean-up (everything a run makes carries an ownerReference
 to it; the garbage collector deletes it). kopf adds its finalizer (``stylegan.dev/finalizer``)
-only while the timer has work on a run (``lifecycle.wants_timer``): an unfinished run, or a
+only while the timer has work on a run (``decide.wants_timer``): an unfinished run, or a
 finished one waiting for its TTL; kopf drops it once the run finishes without a TTL.
 
 Errors: a spec the operator refuses is a ``kopf.PermanentError`` (after the run's status
@@ -42,7 +42,10 @@ from stylegan_operator.api.names import GROUP, PLURAL, VERSION
 from stylegan_operator.controller import metrics
 from stylegan_operator.cost.pricing import PriceCatalog
 from stylegan_operator.kube.client import Kube, KubeError
-from stylegan_operator.reconcile import lifecycle, render
+from stylegan_operator.reconcile import render
+from stylegan_operator.reconcile.decide import decide, wants_timer
+from stylegan_operator.reconcile.observe import LifecycleConfig, is_disrupted
+from stylegan_operator.reconcile.plan import Plan, run_reference
 
 PREFIX: Final = "stylegan.dev"
 FINALIZER: Final = f"{PREFIX}/finalizer"
@@ -112,7 +115,7 @@ class OperatorConfig:
             workers=int(number("WORKERS", cls.workers)) or cls.workers,
         )
 
-    def lifecycle_config(self) -> lifecycle.LifecycleConfig:
+    def lifecycle_config(self) -> LifecycleConfig:
         catalog = PriceCatalog()
         if self.prices_file:
             path = Path(self.prices_file)
@@ -121,7 +124,7 @@ class OperatorConfig:
             except (OSError, yaml.YAMLError) as exc:
                 raise ValueError(f"{path}: cannot read the price catalog: {exc}") from exc
             catalog = PriceCatalog.from_dict(data)
-        return lifecycle.LifecycleConfig(
+        return LifecycleConfig(
             catalog=catalog,
             trainer_image=self.trainer_image,
             image_pull_grace_seconds=self.image_pull_grace,
@@ -137,7 +140,7 @@ class _State:
 
     def __init__(self) -> None:
         self.kube: Kube | None = None
-        self.decisions: lifecycle.LifecycleConfig | None = None
+        self.decisions: LifecycleConfig | None = None
         self.lock = threading.Lock()
         self.running: set[tuple[str, str]] = set()
         self.pending: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
@@ -151,7 +154,7 @@ class _State:
             self.kube = Kube.from_environment()
         return self.kube
 
-    def config(self) -> lifecycle.LifecycleConfig:
+    def config(self) -> LifecycleConfig:
         if self.decisions is None:
             self.decisions = CONFIG.lifecycle_config()
         return self.decisions
@@ -166,7 +169,7 @@ def reconcile(
     name: str,
     logger: kopf.Logger,
     extra_pods: Iterable[Mapping[str, Any]] = (),
-) -> lifecycle.Plan | None:
+) -> Plan | None:
     """Bring one run a step closer to its spec; None when another thread does it now.
 
     Raises:
@@ -201,7 +204,7 @@ def _remember_disrupted(key: tuple[str, str], pods: Iterable[Mapping[str, Any]])
     with STATE.lock:
         memory = STATE.disrupted.setdefault(key, {})
         for pod in pods:
-            if lifecycle.is_disrupted(pod):
+            if is_disrupted(pod):
                 memory[str((pod.get("metadata") or {}).get("uid"))] = (now, pod)
         for uid in [u for u, (seen, _) in memory.items() if now - seen > DISRUPTED_MEMORY_SECONDS]:
             del memory[uid]
@@ -215,7 +218,7 @@ def _reconcile_once(
     name: str,
     logger: kopf.Logger,
     extra_pods: list[Mapping[str, Any]],
-) -> lifecycle.Plan | None:
+) -> Plan | None:
     kube = STATE.api()
     run = kube.get_run(namespace, name)
     if run is None:
@@ -229,9 +232,9 @@ def _reconcile_once(
         p for p in remembered if str((p.get("metadata") or {}).get("uid")) not in listed
     ]
     observed = kube.observe(run, extra)
-    plan = lifecycle.decide(run, observed, datetime.now(UTC), STATE.config())
+    plan = decide(run, observed, datetime.now(UTC), STATE.config())
     done = kube.apply(run, plan)
-    reference = lifecycle.run_reference(run)
+    reference = run_reference(run)
     for event in plan.events:
         kopf.event(cast(kopf.Body, reference), type=event.type, reason=event.reason,
                    message=event.message)
@@ -254,7 +257,7 @@ def _reconcile_once(
 def _reconcile_or_retry(
     namespace: str, name: str, logger: kopf.Logger,
     extra_pods: Iterable[Mapping[str, Any]] = (),
-) -> lifecycle.Plan | None:
+) -> Plan | None:
     """:func:`reconcile` with API failures as kopf errors (retried when transient)."""
     try:
         return reconcile(namespace, name, logger, extra_pods)
@@ -344,7 +347,7 @@ def run_event(type: str, name: str, namespace: str | None, **_: Any) -> None:
 
 @kopf.timer(
     GROUP, VERSION, PLURAL, id="periodic", interval=CONFIG.interval,
-    when=lambda body, **_: lifecycle.wants_timer(body),
+    when=lambda body, **_: wants_timer(body),
 )  # fmt: skip
 def periodic(name: str, namespace: str | None, logger: kopf.Logger, **_: Any) -> None:
     """Cost (pods accrue time without events), deadlines, progress copies and TTLs."""

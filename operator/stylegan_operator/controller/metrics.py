@@ -39,7 +39,7 @@ from prometheus_client.registry import Collector
 # the operator's dashboards and tests describe both sides from one module.
 from stylegan_common.trainer_metrics import TrainerMetrics
 from stylegan_operator.cost.pricing import USD
-from stylegan_operator.reconcile.lifecycle import RunSample
+from stylegan_operator.reconcile.plan import RunSample
 
 __all__ = [
     "PHASES", "REGISTRY", "RUN_METRICS", "RunCollector", "RunMetrics", "RunSample",

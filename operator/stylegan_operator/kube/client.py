@@ -26,7 +26,8 @@ from stylegan_common.kubeapi import api_message as _api_message
 from stylegan_common.kubeapi import send
 from stylegan_operator.api.names import GROUP, PLURAL, VERSION
 from stylegan_operator.reconcile import render
-from stylegan_operator.reconcile.lifecycle import Observed, Plan, diff_status
+from stylegan_operator.reconcile.observe import Observed
+from stylegan_operator.reconcile.plan import Plan, diff_status
 
 MERGE_PATCH: Final = "application/merge-patch+json"
 REQUEST_TIMEOUT: Final = (10.0, 60.0)  # (connect, read) seconds

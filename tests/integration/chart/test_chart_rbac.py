@@ -219,14 +219,14 @@ def test_the_status_role_grants_the_trainer_one_run_only(
 ) -> None:
     """What the trainer's Role (made by the operator) allows, checked on a Role built the
     same way by the lifecycle code, bound to a test account."""
-    from stylegan_operator.reconcile import lifecycle
+    from stylegan_operator.reconcile.children import build_status_role, build_status_role_binding
 
     ns = installed.served
     meta = {"name": "faces", "namespace": ns, "uid": "00000000-0000-0000-0000-000000000001"}
     account = unique("trainer")
     kubectl("create", "serviceaccount", account, namespace=ns)
-    for obj in (lifecycle.build_status_role(meta),
-                lifecycle.build_status_role_binding(meta, account)):
+    for obj in (build_status_role(meta),
+                build_status_role_binding(meta, account)):
         obj = dict(obj)
         obj["metadata"] = {k: v for k, v in obj["metadata"].items() if k != "ownerReferences"}
         kubectl.apply(yaml.safe_dump(obj), namespace=ns)

@@ -47,7 +47,7 @@ import kubernetes
 import pytest
 
 from stylegan_operator.cost.pricing import DEFAULT_EXCHANGE_RATES
-from stylegan_operator.reconcile.lifecycle import service_account_name
+from stylegan_operator.reconcile.children import service_account_name
 from stylegan_trainer.report.metrics_export import MetricsExporter
 from stylegan_trainer.report.progress import Reporter, TickReport
 from stylegan_trainer.report.status import StatusReporter, kubernetes_sender

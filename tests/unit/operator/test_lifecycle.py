@@ -16,24 +16,25 @@ import pytest
 from tests.unit.operator.invalid_specs import apply_patch
 
 from stylegan_operator.cost.pricing import PriceCatalog
-from stylegan_operator.reconcile import lifecycle, render
-from stylegan_operator.reconcile.lifecycle import (
+from stylegan_operator.reconcile import render
+from stylegan_operator.reconcile.children import (
     ANNOTATION_PREEMPTIONS,
     ANNOTATION_REASON,
     ANNOTATION_RESTARTS,
+)
+from stylegan_operator.reconcile.conditions import (
     FAILED,
     PENDING,
     RESTARTING,
     RUNNING,
     SUCCEEDED,
     SUSPENDED,
-    LifecycleConfig,
-    Observed,
-    Plan,
-    decide,
-    diff_status,
-    wants_timer,
+    condition,
+    set_condition,
 )
+from stylegan_operator.reconcile.decide import decide, wants_timer
+from stylegan_operator.reconcile.observe import LifecycleConfig, Observed, _attempt_of
+from stylegan_operator.reconcile.plan import Plan, diff_status
 
 T0 = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
 UID = "6f1c2e7a-0000-4000-8000-000000000001"
@@ -180,7 +181,7 @@ class World:
     def finish_pods(self, attempt: int, exit_code: int, end: datetime,
                     message: str | None = None) -> None:
         for i, pod in enumerate(self.pods):
-            if lifecycle._attempt_of(pod) == attempt and pod["status"]["phase"] == "Running":
+            if _attempt_of(pod) == attempt and pod["status"]["phase"] == "Running":
                 job = self.job(attempt)
                 self.pods[i] = make_pod(
                     job, int(pod["metadata"]["name"].split("-")[-2]),
@@ -193,7 +194,7 @@ class World:
         return self.run["status"]
 
     def condition(self, type_: str) -> dict[str, Any] | None:
-        return lifecycle.condition(self.status, type_)  # type: ignore[return-value]
+        return condition(self.status, type_)  # type: ignore[return-value]
 
 
 def reasons(plan: Plan) -> list[str]:
@@ -619,7 +620,7 @@ def test_a_spec_that_slipped_past_the_schema_fails_the_run_naming_the_field() ->
     plan = decide(run, Observed(), T0)
     assert plan.phase == FAILED and plan.creates == []
     assert plan.permanent_error is not None and "spec.training.batchSize" in plan.permanent_error
-    assert lifecycle.condition(plan.status, "Failed")["reason"] == "InvalidSpec"
+    assert condition(plan.status, "Failed")["reason"] == "InvalidSpec"
     assert reasons(plan) == ["InvalidSpec"]
 
 
@@ -787,11 +788,11 @@ def test_diff_status_writes_only_what_changed() -> None:
 
 def test_conditions_keep_their_transition_time_while_unchanged() -> None:
     conditions: list[dict[str, Any]] = []
-    assert lifecycle.set_condition(conditions, "Running", True, "A", "m", T0, 1)
+    assert set_condition(conditions, "Running", True, "A", "m", T0, 1)
     later = T0 + timedelta(minutes=1)
-    assert not lifecycle.set_condition(conditions, "Running", True, "B", "m2", later, 2)
+    assert not set_condition(conditions, "Running", True, "B", "m2", later, 2)
     assert conditions[0]["lastTransitionTime"] == iso(T0) and conditions[0]["reason"] == "B"
-    assert lifecycle.set_condition(conditions, "Running", False, "C", "", later, 2)
+    assert set_condition(conditions, "Running", False, "C", "", later, 2)
     assert conditions[0]["lastTransitionTime"] == iso(later)
 
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from stylegan_operator.controller import handlers
 from stylegan_operator.controller.handlers import OperatorConfig, owner_run
 from stylegan_operator.controller.runner import operator_cmd, operator_env
-from stylegan_operator.reconcile import lifecycle
+from stylegan_operator.reconcile.observe import Observed
 
 
 def test_config_defaults_and_environment() -> None:
@@ -99,11 +99,11 @@ class SlowKube:
         return {"metadata": {"name": name, "namespace": namespace, "uid": "u",
                              "deletionTimestamp": "2026-01-01T00:00:00Z"}}
 
-    def observe(self, run: Any, extra: Any = ()) -> lifecycle.Observed:
+    def observe(self, run: Any, extra: Any = ()) -> Observed:
         self.observed_extra.append(list(extra))
         self.entered.set()
         self.release.wait(timeout=10)
-        return lifecycle.Observed()
+        return Observed()
 
     def apply(self, run: Any, plan: Any) -> list[str]:
         return []

@@ -22,6 +22,8 @@ from stylegan_operator.api.names import GPU_TYPE_LABEL, MAX_NODES
 from stylegan_operator.api.spec import RunSpec
 from stylegan_operator.api.validation import validate_spec
 from stylegan_operator.cli.resource_commands import render_cmd
+from stylegan_operator.reconcile.jobs import build_job
+from stylegan_operator.reconcile.manifest import render_run, to_yaml_stream
 from stylegan_operator.reconcile.render import (
     ANNOTATION_RESUME,
     C10D_PORT,
@@ -30,15 +32,12 @@ from stylegan_operator.reconcile.render import (
     METRICS_PORT,
     SCRATCH_OUTDIR,
     build_config_map,
-    build_job,
     build_service,
     config_map_name,
     job_name,
     label_value,
-    render_run,
     resume_uri_for,
     service_name,
-    to_yaml_stream,
     trainer_options,
 )
 

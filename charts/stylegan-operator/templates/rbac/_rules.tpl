@@ -32,7 +32,7 @@ operator serves every namespace; otherwise as a Role in each served namespace.
   resources: [services]
   verbs: [get, create]
 # Application: the per-run ServiceAccount, Role and RoleBinding that let the trainer's
-# rank 0 patch its own run's status (operator/stylegan_operator/reconcile/lifecycle.py
+# rank 0 patch its own run's status (operator/stylegan_operator/reconcile/children.py
 # build_status_role: get/patch on styleganruns/status, resourceNames: [the run]).
 - apiGroups: [""]
   resources: [serviceaccounts]

@@ -1,0 +1,202 @@
+"""What :func:`~stylegan_operator.reconcile.decide.decide` is given besides the run and the time.
+
+:class:`Observed` is what the run owns right now (its Jobs by attempt, its pods, ConfigMaps
+and Service), kept to the objects of *this* run; :class:`LifecycleConfig` is what the
+operator was started with. The readers below turn the API server's objects (plain dicts)
+into the facts the decision works with: a Job's outcome, a pod's phase, why it waits, why
+it ended. They only read; nothing here decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from stylegan_operator.cost.metering import parse_time
+from stylegan_operator.cost.pricing import DEFAULT_CATALOG, PriceCatalog
+from stylegan_operator.reconcile import render
+
+IMAGE_PULL_WAITING: Final = ("ErrImagePull", "ImagePullBackOff")
+IMAGE_NEVER_PULLABLE: Final = ("InvalidImageName", "ErrImageNeverPull")
+
+
+@dataclass(frozen=True)
+class LifecycleConfig:
+    """What the operator was started with (``stylegan operator`` flags)."""
+
+    catalog: PriceCatalog = DEFAULT_CATALOG
+    trainer_image: str | None = None
+    """The trainer image for runs whose spec names none (``render``'s default otherwise)."""
+    image_pull_grace_seconds: float = 300.0
+    """How long pods may fail to pull their image before the run fails."""
+    report_status: bool = True
+    """Give the trainer a ServiceAccount token allowed to patch its own run's status."""
+
+
+# --------------------------------------------------------------------------- observed
+def _attempt_of(obj: Mapping[str, Any]) -> int | None:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    value = labels.get(render.LABEL_ATTEMPT)
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _controller_uid(obj: Mapping[str, Any]) -> str | None:
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref.get("uid")
+    return None
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a run owns right now, as the API returned it."""
+
+    jobs: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
+    """The run's Jobs by attempt number."""
+    pods: Sequence[Mapping[str, Any]] = ()
+    """Every pod of the run (all attempts: they all cost money)."""
+    config_maps: frozenset[str] = frozenset()
+    service: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_api(
+        cls,
+        run: Mapping[str, Any],
+        jobs: Iterable[Mapping[str, Any]] = (),
+        pods: Iterable[Mapping[str, Any]] = (),
+        config_maps: Iterable[Mapping[str, Any]] = (),
+        service: Mapping[str, Any] | None = None,
+    ) -> Observed:
+        """Keep what belongs to *this* run: a run deleted and created again under the same
+        name must not adopt the Jobs (and pods) of the old one while they are collected."""
+        uid = (run.get("metadata") or {}).get("uid")
+        own_jobs: dict[int, Mapping[str, Any]] = {}
+        foreign_job_uids: set[str] = set()
+        for job in jobs:
+            attempt = _attempt_of(job)
+            if uid and _controller_uid(job) not in (None, uid):
+                foreign_job_uids.add(str((job.get("metadata") or {}).get("uid")))
+                continue
+            if attempt is not None:
+                own_jobs[attempt] = job
+        own_pods = [p for p in pods if _controller_uid(p) not in foreign_job_uids]
+        names = frozenset(
+            str((c.get("metadata") or {}).get("name"))
+            for c in config_maps
+            if not uid or _controller_uid(c) in (None, uid)
+        )
+        if service is not None and uid and _controller_uid(service) not in (None, uid):
+            service = None
+        return cls(own_jobs, own_pods, names, service)
+
+
+# --------------------------------------------------------------------------- readers
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _true_conditions(obj: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    out: dict[str, Mapping[str, Any]] = {}
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("status") == "True" and cond.get("type"):
+            out[str(cond["type"])] = cond
+    return out
+
+
+def _pod_name(pod: Mapping[str, Any]) -> str:
+    return str((pod.get("metadata") or {}).get("name", "?"))
+
+
+def is_disrupted(pod: Mapping[str, Any]) -> bool:
+    """The pod was evicted, preempted or drained (the ``DisruptionTarget`` condition)."""
+    return "DisruptionTarget" in _true_conditions(pod)
+
+
+def _phase_of(pod: Mapping[str, Any]) -> str:
+    return str((pod.get("status") or {}).get("phase") or "Pending")
+
+
+def _terminated(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    out: list[Mapping[str, Any]] = []
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        term = (cs.get("state") or {}).get("terminated")
+        if term:
+            out.append({"container": cs.get("name"), **term})
+    return out
+
+
+def _waiting(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    out: list[Mapping[str, Any]] = []
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting")
+        if waiting:
+            out.append({"container": cs.get("name"), "image": cs.get("image"), **waiting})
+    return out
+
+
+def _scheduled_at(pod: Mapping[str, Any]) -> datetime | None:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "True":
+            return parse_time(cond.get("lastTransitionTime"))
+    return parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
+
+
+def _unschedulable_message(pod: Mapping[str, Any]) -> str | None:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if (
+            cond.get("type") == "PodScheduled"
+            and cond.get("status") == "False"
+            and cond.get("reason") == "Unschedulable"
+        ):
+            return str(cond.get("message") or "no node fits the pod")
+    return None
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """Where a Job stands: ``active``, ``suspended``, ``succeeded`` or ``failed``."""
+
+    state: str
+    reason: str | None = None
+    message: str | None = None
+
+
+def job_outcome(job: Mapping[str, Any]) -> JobOutcome:
+    """Read a Job's conditions. ``FailureTarget``/``SuccessCriteriaMet`` count as the final
+    condition: the Job controller sets them first and the verdict cannot change."""
+    conds = _true_conditions(job)
+    for kind in ("Complete", "SuccessCriteriaMet"):
+        if kind in conds:
+            return JobOutcome("succeeded", conds[kind].get("reason"), conds[kind].get("message"))
+    for kind in ("Failed", "FailureTarget"):
+        if kind in conds:
+            return JobOutcome("failed", conds[kind].get("reason"), conds[kind].get("message"))
+    if (job.get("spec") or {}).get("suspend"):
+        return JobOutcome("suspended")
+    return JobOutcome("active")
+
+
+def _job_name(job: Mapping[str, Any]) -> str:
+    return str((job.get("metadata") or {}).get("name"))
+
+
+def _is_deleting(obj: Mapping[str, Any]) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
