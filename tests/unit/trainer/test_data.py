@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -132,6 +133,19 @@ def test_convert_folder_refuses_by_name_and_writes_a_readable_zip(tmp_path: Path
     assert len(data) == 3
     with PIL.Image.open(src / "face1.png") as original:
         assert np.array_equal(data.image(1), np.asarray(original).transpose(2, 0, 1))
+
+
+def test_converting_the_same_folder_twice_gives_the_same_bytes(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    for i in range(3):
+        _png(src / f"face{i}.png", (8, 8), i)
+    first, second = tmp_path / "first.zip", tmp_path / "second.zip"
+    convert_folder(src, first)
+    os.utime(src / "face1.png", (0, 0))  # the sources' own times do not leak in either
+    convert_folder(src, second)
+    assert first.read_bytes() == second.read_bytes()
+    with zipfile.ZipFile(first) as archive:
+        assert {i.date_time for i in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
 
 def test_convert_with_resolution_resizes_every_square_image(tmp_path: Path) -> None:

@@ -4,6 +4,10 @@ Separate from :mod:`stylegan_trainer.data.dataset` because it writes datasets ra
 reading them: it refuses, file by file and with the reason, what training could not use
 (unreadable, not square, of another size), resizes when asked, carries the labels over, and
 records the resolution in the zip's ``dataset.json`` so that opening it skips the size scan.
+
+The zip is reproducible: entries in sorted order, each stamped with ``ENTRY_TIME`` rather
+than the clock, so converting the same folder twice gives the same bytes (and the same
+checksum, which is what the gs:// dataset cache keys on).
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from stylegan_trainer.data.dataset import (
     is_power_of_two,
     to_rgb_array,
 )
+
+ENTRY_TIME = (1980, 1, 1, 0, 0, 0)
+"""The timestamp of every entry: the zip format's earliest, as reproducible builds use."""
 
 # ----------------------------------------------------------------------------------------------
 # `stylegan dataset`: folder -> zip
@@ -145,14 +152,14 @@ def convert_folder(
                 out_name = str(PurePosixPath(name).with_suffix(".png"))
                 buffer = io.BytesIO()
                 PIL.Image.fromarray(pixels.transpose(1, 2, 0)).save(buffer, format="PNG")
-                archive.writestr(out_name, buffer.getvalue())
+                archive.writestr(zipfile.ZipInfo(out_name, ENTRY_TIME), buffer.getvalue())
                 report.written.append(out_name)
                 if labels_out is not None:
                     if name not in table:
                         raise DatasetError(f"dataset: {labels_path} has no label for {name}")
                     labels_out.append([out_name, table[name]])
             meta = {"labels": labels_out, "resolution": report.resolution}
-            archive.writestr(LABELS_FILE, json.dumps(meta))
+            archive.writestr(zipfile.ZipInfo(LABELS_FILE, ENTRY_TIME), json.dumps(meta))
         os.replace(tmp, dest_path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
