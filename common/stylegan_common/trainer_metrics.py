@@ -35,7 +35,8 @@ LOSS_NAMES: Mapping[str, str] = {
 
 
 def finite_or_none(value: float | None) -> float | None:
-    """The value when it is a finite number; None (leave the gauge alone) otherwise."""
+    """The value when it is a finite number; None otherwise (metrics never carry NaN or
+    infinities: a None gauge is left as it was, a None series is left out)."""
     if value is None:
         return None
     number = float(value)

@@ -26,7 +26,6 @@ kopf.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -37,7 +36,7 @@ from prometheus_client.registry import Collector
 
 # The trainer's gauges live with the trainer (its rank 0 serves them); re-exported here so
 # the operator's dashboards and tests describe both sides from one module.
-from stylegan_common.trainer_metrics import TrainerMetrics
+from stylegan_common.trainer_metrics import TrainerMetrics, finite_or_none
 from stylegan_operator.cost.pricing import USD
 from stylegan_operator.reconcile.plan import RunSample
 
@@ -52,14 +51,6 @@ PHASES = ("Pending", "Running", "Suspended", "Restarting", "Succeeded", "Failed"
 RUN_LABELS = ("namespace", "run")
 
 Family = CounterMetricFamily | GaugeMetricFamily
-
-
-def _finite(value: float | None) -> float | None:
-    """The value when it is a finite number (metrics never carry NaN or infinities)."""
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def _unix_seconds(moment: datetime) -> float:
@@ -188,16 +179,16 @@ class RunCollector(Collector):
     def _fill(self, families: list[Family], sample: RunSample) -> None:
         by_name = {f.name: f for f in families}
         run = (sample.namespace, sample.run)
-        rate = _finite(sample.exchange_rate) or 1.0
+        rate = finite_or_none(sample.exchange_rate) or 1.0
         currencies = [(USD, 1.0)] + ([(sample.currency, rate)] if sample.currency != USD else [])
 
         def counter(name: str, labels: tuple[str, ...], value: float | None) -> None:
-            number = _finite(value)
+            number = finite_or_none(value)
             if number is not None:
                 by_name[name].add_metric(list(labels), self._monotonic(name, labels, number))
 
         def gauge(name: str, labels: tuple[str, ...], value: float | None) -> None:
-            number = _finite(value)
+            number = finite_or_none(value)
             if number is not None:
                 by_name[name].add_metric(list(labels), number)
 
