@@ -1,7 +1,7 @@
 """Benchmark: sec/kimg, peak memory and generation speed of the StyleGAN2 trainer.
 
 Measures one training step in the published proportions of its four phases (per step one
-Gmain and one Dmain, one Greg per 4 steps, one Dreg per 16 steps; ``loop.benchmark``) and the
+Gmain and one Dmain, one Greg per 4 steps, one Dreg per 16 steps; ``train.benchmark``) and the
 images/s of G_ema, for:
 
 * 32x32 and 64x64 on the CPU with the ``auto`` preset sized for 1 GPU,

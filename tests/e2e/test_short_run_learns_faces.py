@@ -37,7 +37,8 @@ from stylegan_common.errors import EXIT_OK
 from stylegan_trainer.cli.train_commands import DEMO_OPTIONS
 from stylegan_trainer.quality.measures import evaluate_generator
 from stylegan_trainer.report.progress import SilentReporter
-from stylegan_trainer.train.loop import Trainer, TrainingOptions
+from stylegan_trainer.train.loop import Trainer
+from stylegan_trainer.train.options import TrainingOptions
 
 pytestmark = pytest.mark.slow
 

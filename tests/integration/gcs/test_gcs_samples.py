@@ -22,7 +22,8 @@ from google.cloud import storage
 
 from stylegan_common.errors import EXIT_CONFIG, EXIT_OK, EXIT_RETRYABLE
 from stylegan_trainer.report.progress import SilentReporter
-from stylegan_trainer.train.loop import Trainer, TrainingOptions
+from stylegan_trainer.train.loop import Trainer
+from stylegan_trainer.train.options import TrainingOptions
 from tests.integration.chart.conftest import cpu_run
 from tests.integration.gcs.conftest import new_bucket
 from tests.support import STYLEGAN, Kubectl, install_crd

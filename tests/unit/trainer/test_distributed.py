@@ -104,7 +104,7 @@ def _constant_noise() -> None:
 
 
 def _options(dataset: str, outdir: str) -> Any:
-    from stylegan_trainer.train.loop import TrainingOptions
+    from stylegan_trainer.train.options import TrainingOptions
 
     return TrainingOptions(
         dataset=dataset, preset="cpu", resolution=8, batch=8, kimg=1.0, outdir=outdir,

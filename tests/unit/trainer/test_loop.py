@@ -20,12 +20,9 @@ from stylegan_common.errors import EXIT_CONFIG, EXIT_OK, EXIT_RETRYABLE, ConfigE
 from stylegan_trainer.data.dataset import ArrayDataset
 from stylegan_trainer.report.progress import Reporter, SilentReporter
 from stylegan_trainer.train import checkpoint as ckpt
-from stylegan_trainer.train.loop import (
-    Trainer,
-    TrainingOptions,
-    parse_augment,
-    resolve_data_workers,
-)
+from stylegan_trainer.train.build import resolve_data_workers
+from stylegan_trainer.train.loop import Trainer
+from stylegan_trainer.train.options import TrainingOptions, parse_augment
 
 # A network small enough for a unit test; regularisation every 2 steps so every phase runs.
 TINY = {

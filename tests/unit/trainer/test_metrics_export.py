@@ -20,7 +20,8 @@ from stylegan_common.errors import EXIT_OK, ConfigError
 from stylegan_common.trainer_metrics import TrainerMetrics, check_port
 from stylegan_trainer.report.metrics_export import MetricsExporter, tick_values
 from stylegan_trainer.report.progress import Reporter, TickReport
-from stylegan_trainer.train.loop import Trainer, TrainingOptions
+from stylegan_trainer.train.loop import Trainer
+from stylegan_trainer.train.options import TrainingOptions
 
 TINY = {
     "z_dim": 16, "w_dim": 16, "channel_base": 128, "channel_max": 16, "mapping_layers": 1,

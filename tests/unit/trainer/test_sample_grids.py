@@ -18,7 +18,8 @@ from stylegan_common.errors import EXIT_OK, StorageError
 from stylegan_common.storage import LocalStorage
 from stylegan_trainer.report.progress import SilentReporter
 from stylegan_trainer.train import checkpoint as ckpt
-from stylegan_trainer.train.loop import Trainer, TrainingOptions
+from stylegan_trainer.train.loop import Trainer
+from stylegan_trainer.train.options import TrainingOptions
 
 # The network of test_loop.py: small enough that a few steps take about a second.
 TINY = {
@@ -56,7 +57,7 @@ def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name == "stylegan_trainer.train.loop" and r.levelno == logging.WARNING
+        if r.name == "stylegan_trainer.train.snapshots" and r.levelno == logging.WARNING
     ]
 
 

@@ -1,7 +1,7 @@
 """The ``stylegan train``, ``dataset``, ``benchmark`` and ``demo`` commands (click).
 
 ``stylegan train --config FILE`` reads the options (YAML or JSON, keys as in
-``loop.TrainingOptions``) and lets flags override them; it runs alone or as one rank under
+``options.TrainingOptions``) and lets flags override them; it runs alone or as one rank under
 ``torchrun`` (``python -m torch.distributed.run ... -m stylegan_trainer.cli.train_commands``), and
 exits 0 (done or time bound), 64 (bad configuration, one line on stderr, before any compute)
 or 75 (retryable: checkpoint I/O, SIGTERM before completion).
@@ -103,7 +103,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def build_options(config: str | None, flags: dict[str, Any], sets: tuple[str, ...] = ()) -> Any:
     """Options from the config file, then the flags that were given, then ``--set`` overrides."""
-    from stylegan_trainer.train.loop import TrainingOptions
+    from stylegan_trainer.train.options import TrainingOptions
 
     values: dict[str, Any] = read_config_file(config) if config else {}
     source = config or "flags"
@@ -152,7 +152,7 @@ def run_training(options: Any) -> int:
 @click.option("--tick-kimg", type=float, help="Report every this many kimg.")
 @click.option("--device", help="auto, cpu, cuda or cuda:N.")
 @click.option(
-    "--data-workers",  # text: loop.parse_data_workers reads "auto" and digits alike
+    "--data-workers",  # text: options.parse_data_workers reads "auto" and digits alike
     help="Image loading processes per rank: auto (none on CPU, up to 3 on CUDA), or N >= 0.",
 )
 @click.option("--cond/--no-cond", default=None, help="Condition on the dataset's labels.")
@@ -235,7 +235,7 @@ def benchmark_cmd(
     mixed_precision: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Measure sec/kimg, images/s and peak memory of training on this device."""
-    from stylegan_trainer.train.loop import benchmark
+    from stylegan_trainer.train.benchmark import benchmark
 
     try:
         result = benchmark(
