@@ -1,6 +1,6 @@
 """What a run costs, as the decision sees it: its price, spend, projection and budget.
 
-Cost: the run's pods are folded into a :class:`~stylegan_operator.cost.pricing.SpendLedger` kept in
+Cost: the run's pods are folded into a :class:`~stylegan_operator.cost.ledger.SpendLedger` kept in
 ``status.costLedger``; the status gets ``gpuHours``, ``cost``, ``projectedCost`` and
 ``eta``. ``spec.cost.budget`` is compared in USD: spend at or over it sets
 ``BudgetExceeded`` and applies ``budgetAction``; a projection over it sets ``BudgetAtRisk``
