@@ -38,8 +38,8 @@ from stylegan_operator.reconcile.render import (
     _check_attempt,
     _meta,
     _object_meta,
-    attempt_labels,
     job_name,
+    trainer_labels,
 )
 
 
@@ -107,7 +107,7 @@ def build_job(
     count = _node_count(spec, nodes)
     job = job_name(run, attempt)
 
-    job_labels = attempt_labels(run, attempt)
+    job_labels = trainer_labels(run_meta, attempt)
     if spec.queue_name:
         job_labels[LABEL_QUEUE] = spec.queue_name
     annotations = {ANNOTATION_RUN_NAME: run}

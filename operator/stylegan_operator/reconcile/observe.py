@@ -52,6 +52,19 @@ def _controller_uid(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _pod_is_own(pod: Mapping[str, Any], run_uid: str | None, foreign_jobs: set[str]) -> bool:
+    """Whether a pod labelled with the run's name is this run's.
+
+    The run-uid label decides when the pod has it (every pod this operator version makes):
+    the old run's pods can outlive their Job while they terminate, and nothing else then
+    tells them apart. Pods from before that label fall back to their Job's owner.
+    """
+    labelled = ((pod.get("metadata") or {}).get("labels") or {}).get(render.LABEL_RUN_UID)
+    if run_uid and labelled:
+        return bool(labelled == run_uid)
+    return _controller_uid(pod) not in foreign_jobs
+
+
 @dataclass(frozen=True)
 class Observed:
     """What a run owns right now, as the API returned it."""
@@ -84,7 +97,7 @@ class Observed:
                 continue
             if attempt is not None:
                 own_jobs[attempt] = job
-        own_pods = [p for p in pods if _controller_uid(p) not in foreign_job_uids]
+        own_pods = [p for p in pods if _pod_is_own(p, uid, foreign_job_uids)]
         names = frozenset(
             str((c.get("metadata") or {}).get("name"))
             for c in config_maps

@@ -30,10 +30,10 @@ from stylegan_operator.reconcile.render import (
     RUN_AS_USER,
     TRAINER_CONTAINER,
     _meta,
-    attempt_labels,
     config_map_name,
     job_name,
     service_name,
+    trainer_labels,
 )
 
 
@@ -255,7 +255,7 @@ def pod_template(
     container = _trainer_container(run_meta, spec, attempt, nodes, mounts, image)
     return {
         "metadata": {
-            "labels": attempt_labels(run, attempt),
+            "labels": trainer_labels(run_meta, attempt),
             "annotations": {
                 "kubectl.kubernetes.io/default-container": TRAINER_CONTAINER,
                 ANNOTATION_RUN_NAME: run,

@@ -44,6 +44,10 @@ RDZV_JOIN_TIMEOUT_S = 1800  # image pulls of a CUDA image on fresh nodes can tak
 
 LABEL_RUN = "stylegan.dev/run"
 LABEL_ATTEMPT = "stylegan.dev/attempt"
+LABEL_RUN_UID = "stylegan.dev/run-uid"
+"""On every trainer pod (and its Job): the uid of the run that made it. A run deleted and
+created again under the same name gets a new uid, so the new run can tell the old run's
+terminating pods, whose Job may already be gone, from its own."""
 LABEL_QUEUE = "kueue.x-k8s.io/queue-name"
 ANNOTATION_GENERATION = "stylegan.dev/generation"
 ANNOTATION_RESUME = "stylegan.dev/resume-from"
@@ -116,6 +120,12 @@ def run_labels(run_name: str) -> dict[str, str]:
 
 def attempt_labels(run_name: str, attempt: int) -> dict[str, str]:
     return {**run_labels(run_name), LABEL_ATTEMPT: str(attempt)}
+
+
+def trainer_labels(run_meta: dict[str, Any], attempt: int) -> dict[str, str]:
+    """An attempt's labels plus the run's uid: what the Job and its pods carry."""
+    return {**attempt_labels(_meta(run_meta, "name"), attempt),
+            LABEL_RUN_UID: _meta(run_meta, "uid")}
 
 
 def pod_selector(run_name: str) -> dict[str, str]:

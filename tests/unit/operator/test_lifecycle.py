@@ -774,10 +774,28 @@ def test_observed_ignores_jobs_and_pods_of_an_older_run_with_the_same_name() -> 
     job = copy.deepcopy(plan.created("Job")[0])
     job["metadata"]["uid"] = "old-job"
     job["metadata"]["ownerReferences"][0]["uid"] = "another-run"
+    job["spec"]["template"]["metadata"]["labels"][render.LABEL_RUN_UID] = "another-run"
     job["status"] = {}
     pod = make_pod(job, 0)
     observed = Observed.from_api(run, [job], [pod], [], None)
     assert observed.jobs == {} and observed.pods == []
+
+
+def test_terminating_pods_of_an_older_run_are_not_adopted_once_their_job_is_gone() -> None:
+    """The old run's Job is collected before its pods finish terminating: only the run-uid
+    label tells them apart from this run's own pods of a deleted attempt."""
+    run = make_run()
+    plan = decide(run, Observed(), T0)
+    job = copy.deepcopy(plan.created("Job")[0])
+    job["metadata"]["uid"] = "job-a1"
+    job["status"] = {}
+    own = make_pod(job, 0)
+    stale = make_pod(job, 1, uid="old-pod")
+    stale["metadata"]["labels"][render.LABEL_RUN_UID] = "uid-of-the-deleted-run"
+    stale["metadata"]["ownerReferences"][0]["uid"] = "job-of-the-deleted-run"
+    observed = Observed.from_api(run, [], [own, stale], [], None)  # neither Job is listed
+    assert [p["metadata"]["uid"] for p in observed.pods] == [own["metadata"]["uid"]]
+    assert own["metadata"]["labels"][render.LABEL_RUN_UID] == UID
 
 
 def test_diff_status_writes_only_what_changed() -> None:
