@@ -144,3 +144,45 @@ def test_the_run_deadline_fails_the_run(
     runs.wait_phase("hurry", "Failed", timeout=60)
     failed = runs.condition("hurry", "Failed")
     assert failed is not None and failed["reason"] == "DeadlineExceeded"
+
+
+HOLD = "stylegan.dev/test-hold"
+"""A finalizer of the test's own: keeps a deleted pod terminating, as a slow kubelet does."""
+
+
+def test_a_run_recreated_under_its_old_name_adopts_none_of_the_old_pods(
+    kubectl: Kubectl, namespace: str, operator: OperatorProcess, runs: Runs
+) -> None:
+    runs.apply(gpu_run("twin", namespace))
+    held = runs.running_pods("twin", 1, 2)[0]["metadata"]
+    old_uid = runs.get("twin")["metadata"]["uid"]
+    kubectl("patch", "pod", held["name"], "--type=merge",
+            "-p", f'{{"metadata":{{"finalizers":["{HOLD}"]}}}}', namespace=namespace)
+    try:
+        kubectl("delete", "styleganrun", "twin", "--wait=false", namespace=namespace)
+
+        def old_job_gone_and_pod_held() -> bool:
+            pod = kubectl.json("pod", held["name"], namespace=namespace)
+            return (not runs.jobs("twin") and bool(pod["metadata"].get("deletionTimestamp"))
+                    and kubectl("get", "styleganrun", "twin", namespace=namespace,
+                                check=False).returncode != 0)
+
+        wait_for(old_job_gone_and_pod_held, timeout=90,
+                 what="the old run and its Job gone, one of its pods still terminating")
+
+        runs.apply(gpu_run("twin", namespace))
+        assert runs.get("twin")["metadata"]["uid"] != old_uid
+        new_pods = {p["metadata"]["uid"] for p in runs.running_pods("twin", 1, 2)}
+        assert held["uid"] not in new_pods
+        status = runs.wait_status(
+            "twin", lambda s: set((s.get("costLedger") or {}).get("open") or {}) >= new_pods,
+            what="the new run's ledger to count its own two pods")
+        ledger = status["costLedger"]
+        # Adopted, the old pod (killed, exit 137) would be priced here and read as a failed
+        # pod of attempt 1: a restart and lost work for a run that lost nothing.
+        assert held["uid"] not in set(ledger.get("open") or {}) | set(ledger.get("counted") or [])
+        status = runs.wait_phase("twin", "Running")
+        assert status["attempt"] == 1 and status.get("restarts", 0) == 0
+    finally:
+        kubectl("patch", "pod", held["name"], "--type=merge",
+                "-p", '{"metadata":{"finalizers":null}}', namespace=namespace, check=False)
