@@ -247,8 +247,8 @@ def _reconcile_once(
         STATE.last_reconcile = time.monotonic()
     if done:
         # Cost and progress move on every tick; say so only when debugging.
-        routine = not (plan.creates or plan.job_patches or plan.deletes or plan.events
-                       or plan.delete_run)
+        routine = not (plan.creates or plan.job_patches or plan.deletes or plan.job_stops
+                       or plan.events or plan.delete_run)
         logger.log(logging.DEBUG if routine else logging.INFO, "reconciled %s/%s (%s): %s",
                    namespace, name, plan.phase, "; ".join(done))
     return plan

@@ -177,11 +177,13 @@ class Kube:
             content_type=MERGE_PATCH, ok_missing=True,
         )  # fmt: skip
 
-    def delete(self, kind: str, namespace: str, name: str) -> None:
-        """Delete in the background: the garbage collector removes the dependants (pods)."""
+    def delete(self, kind: str, namespace: str, name: str, propagation: str = "Background",
+               ) -> None:
+        """Delete; the garbage collector removes the dependants (pods). ``Foreground`` keeps
+        the object, terminating, until they are gone."""
         self.request(
             "DELETE", object_path(kind, namespace, name),
-            {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"},
+            {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation},
             ok_missing=True,
         )  # fmt: skip
 
@@ -203,6 +205,9 @@ class Kube:
                 seen.add((kind, victim))
                 self.delete(kind, namespace, victim)
                 done.append(f"deleted {kind} {victim}")
+        for job in dict.fromkeys(plan.job_stops):
+            self.delete("Job", namespace, job, propagation="Foreground")
+            done.append(f"deleted Job {job} (foreground: its pods stop first)")
         patch = diff_status(run.get("status") or {}, plan.status)
         if patch:
             self.patch_run_status(namespace, name, patch)

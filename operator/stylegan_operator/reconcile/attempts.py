@@ -376,16 +376,21 @@ def _enter_suspended(d: _Decision, spec: RunSpec, attempt: int, job: str | None)
 
 
 def _stop_job(d: _Decision, job: Mapping[str, Any] | None, spec: RunSpec) -> None:
-    """Stop what a failed run still pays for; the Job stays for inspection."""
-    if job is None or job_outcome(job).state != "active":
+    """Stop what a failed run still pays for: delete its active Job (``Plan.job_stops``).
+
+    Deleted, not suspended: Kueue owns a queued Job's ``suspend`` and would start it again.
+    The run's status keeps why it failed; the pods' logs go either way.
+    """
+    if job is None or job_outcome(job).state != "active" or _is_deleting(job):
         return
-    d.plan.job_patches.append((_job_name(job), {"spec": {"suspend": True}}))
+    d.plan.job_stops.append(_job_name(job))
 
 
 def _stop_leftovers(d: _Decision) -> None:
+    """A finished run's Jobs that still run (an operator restarted after the end)."""
     for job in d.observed.jobs.values():
         if job_outcome(job).state == "active" and not _is_deleting(job):
-            d.plan.job_patches.append((_job_name(job), {"spec": {"suspend": True}}))
+            d.plan.job_stops.append(_job_name(job))
 
 
 def _fail(d: _Decision, reason: str, message: str) -> None:

@@ -84,8 +84,8 @@ class Plan:
     """What one reconcile does, in the order ``kube.apply`` does it.
 
     Creates come first (so a crash can never lose the Job a restart decided on), then
-    patches of Jobs, then deletions of stale Jobs, then the status, then the run's own
-    deletion (TTL).
+    patches of Jobs, then deletions of stale Jobs, then the Jobs a finished run stops, then
+    the status, then the run's own deletion (TTL).
     """
 
     status: dict[str, Any] = field(default_factory=dict)
@@ -95,6 +95,10 @@ class Plan:
     """(Job name, merge patch)."""
     deletes: list[tuple[str, str]] = field(default_factory=list)
     """(kind, name) of objects to delete, e.g. ("Job", "run-a1")."""
+    job_stops: list[str] = field(default_factory=list)
+    """Jobs a finished run no longer needs, deleted with foreground propagation: the Job
+    stays (terminating) until its pods have stopped, which gives the trainer its SIGTERM
+    checkpoint, and is then gone for good. Never suspended: Kueue unsuspends a queued Job."""
     events: list[Event] = field(default_factory=list)
     delete_run: bool = False
     permanent_error: str | None = None

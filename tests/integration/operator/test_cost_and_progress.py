@@ -77,6 +77,25 @@ def test_cost_of_pods_with_known_lifetimes_is_exact_within_one_percent(
     assert 'run="meter"' in operator.metrics()
 
 
+def test_a_run_failed_on_its_budget_deletes_its_job_and_stops_paying(
+    kubectl: Kubectl, namespace: str, operator: OperatorProcess, runs: Runs
+) -> None:
+    """A finished run's Job is deleted (foreground), not suspended: with Kueue a suspended
+    Job of a queue would be admitted again and the GPUs would run for a failed run."""
+    runs.apply(gpu_run("broke", namespace, resources={"nodes": 1, "gpusPerNode": 8},
+                       training={"batchSize": 64},
+                       cost={"pricePerGpuHour": 360000.0, "budget": 1000.0,
+                             "budgetAction": "Fail"}))  # 800 USD a second
+    runs.running_pods("broke", 1, 1)
+    runs.wait_phase("broke", "Failed")
+    assert runs.condition("broke", "Failed")["reason"] == "BudgetExceeded"
+    wait_for(lambda: not runs.jobs("broke") and not runs.pods("broke"), timeout=60,
+             what="the failed run's Job and pods deleted")
+    status = runs.wait_status("broke", lambda s: not s["costLedger"].get("open"),
+                              "the ended pods closed in the ledger")
+    assert status["phase"] == "Failed" and status["attempt"] == 1
+
+
 def test_a_run_over_its_budget_is_suspended_and_resumes_when_the_budget_rises(
     kubectl: Kubectl, namespace: str, operator: OperatorProcess, runs: Runs
 ) -> None:

@@ -152,6 +152,9 @@ class World:
         for kind, name in plan.deletes:
             assert kind == "Job"
             self.jobs.pop(name, None)
+        for name in plan.job_stops:  # foreground deletion: terminating until its pods end
+            if name in self.jobs:
+                self.jobs[name]["metadata"]["deletionTimestamp"] = "2026-05-01T00:00:00Z"
         status = self.run["status"]
         for key, value in plan.status.items():
             if value is None:
@@ -317,7 +320,9 @@ def test_image_pull_errors_fail_the_run_after_the_grace_period() -> None:
     late = world.step(T0 + timedelta(seconds=121))
     assert late.phase == FAILED
     assert world.condition("Failed")["reason"] == "ImagePullFailed"
-    assert late.job_patches == [("faces-a1", {"spec": {"suspend": True}})]  # stop paying
+    # Stop paying: the Job is deleted, not suspended (Kueue would unsuspend a queued one).
+    assert late.job_stops == ["faces-a1"] and late.job_patches == []
+    assert world.step(T0 + timedelta(seconds=130)).job_stops == []  # asked once
 
 
 def test_an_invalid_image_name_fails_at_once() -> None:
@@ -604,7 +609,7 @@ def test_the_run_deadline_counts_every_attempt_and_fails_the_run() -> None:
     world.start_pods(2, start=T0 + timedelta(minutes=41))
     plan = world.step(T0 + timedelta(minutes=60))
     assert plan.phase == FAILED and world.condition("Failed")["reason"] == "DeadlineExceeded"
-    assert plan.job_patches == [("faces-a2", {"spec": {"suspend": True}})]
+    assert plan.job_stops == ["faces-a2"] and plan.job_patches == []
 
 
 def test_a_job_that_passed_its_deadline_fails_the_run() -> None:
@@ -731,7 +736,22 @@ def test_spend_over_budget_with_fail_fails_the_run() -> None:
     world = running_world({"cost": {"budget": 10.0, "budgetAction": "Fail"}})
     plan = world.step(T0 + timedelta(hours=1))
     assert plan.phase == FAILED and world.condition("Failed")["reason"] == "BudgetExceeded"
-    assert plan.job_patches == [("faces-a1", {"spec": {"suspend": True}})]
+    assert plan.job_stops == ["faces-a1"] and plan.job_patches == []
+
+
+def test_a_failed_kueue_run_deletes_its_job_so_kueue_cannot_start_it_again() -> None:
+    world = World(make_run({"queueName": "gpus",
+                            "cost": {"budget": 10.0, "budgetAction": "Fail"}}))
+    world.step(T0)
+    world.job(1)["spec"]["suspend"] = False  # Kueue admits it
+    world.start_pods(1)
+    assert world.step(T0 + timedelta(seconds=5)).phase == RUNNING
+    plan = world.step(T0 + timedelta(hours=1))
+    assert plan.phase == FAILED
+    assert plan.job_stops == ["faces-a1"]
+    assert not any("suspend" in patch.get("spec", {}) for _, patch in plan.job_patches)
+    later = world.step(T0 + timedelta(hours=1, minutes=1))
+    assert later.phase == FAILED and later.job_stops == [] and not later.created("Job")
 
 
 def test_spend_over_budget_with_warn_only_warns() -> None:
