@@ -72,7 +72,13 @@ def _fail(message: str) -> NoReturn:
     show_default=True,
     help="Attempt number: the Job is <run>-a<N>.",
 )
-@click.option("--resume", "resume_uri", default=None, help="Checkpoint the attempt resumes from.")
+@click.option(
+    "--resume",
+    "resume_uri",
+    default=None,
+    help="Checkpoint the operator knew of, for the Job's stylegan.dev/resume-from annotation "
+    "(the trainer resumes from latest.json at start-up regardless).",
+)
 @click.option(
     "--nodes",
     type=click.IntRange(min=1),

@@ -18,9 +18,9 @@ Phases (``status.phase``) and what moves a run between them:
   Suspend``. The Job is suspended (its pods get SIGTERM and the trainer checkpoints); a run
   with ``queueName`` has its Job deleted instead, because Kueue owns that Job's ``suspend``.
   Resuming (``suspend: false``, or a budget raised above the spend) starts a **new attempt**
-  ``<run>-a<N+1>`` rather than unsuspending the old Job: the old attempt's ConfigMap names
-  the checkpoint it started from, and the new one resumes from the newest. Resumes count
-  neither as restarts nor as preemptions.
+  ``<run>-a<N+1>`` rather than unsuspending the old Job, so every attempt's Job and
+  immutable ConfigMap match the spec of its time. Resumes count neither as restarts nor as
+  preemptions.
 * **Succeeded** / **Failed**: final. A finished run never recreates its Job; only its cost
   (pods still terminating) and ``runPolicy.ttlSecondsAfterFinished`` are still handled.
 
@@ -28,10 +28,9 @@ Failures (see ``jobs``' docstring for the Job's ``podFailurePolicy``):
 
 * exit code 64 of the trainer (bad configuration): the Job fails with reason
   ``PodFailurePolicy`` and the run fails at once with the trainer's termination message;
-* any other failure of an attempt deletes its Job and starts ``<run>-a<N+1>`` resuming from
-  the newest checkpoint (``status.lastCheckpoint.uri``, else ``spec.checkpoints.resumeFrom``,
-  else the trainer's ``latest``), at most ``spec.runPolicy.backoffLimit`` times (default 3,
-  as Kubeflow's PyTorchJob); then the run fails with ``BackoffLimitExceeded``;
+* any other failure of an attempt deletes its Job and starts ``<run>-a<N+1>``, at most
+  ``spec.runPolicy.backoffLimit`` times (default 3, as Kubeflow's PyTorchJob); then the run
+  fails with ``BackoffLimitExceeded``;
 * a pod of the attempt with the ``DisruptionTarget`` condition (eviction, preemption, node
   drain) restarts the whole group **at once**, counted in ``status.preemptions`` and not
   against the limit: torchrun's store lives on pod 0 and ``--max-restarts 0`` makes every
@@ -48,6 +47,16 @@ Failures (see ``jobs``' docstring for the Job's ``podFailurePolicy``):
 Both kinds of restart post a ``WorkLost`` Warning Event naming the kimg trained since the
 last checkpoint (thrown away: the next attempt resumes from that checkpoint) and what that
 training cost; the cost adds up in ``status.lostWorkCostUsd``.
+
+Where a new attempt resumes from (every kind above: resume, restart, preemption, Kueue
+re-admission) is decided by the trainer when its pods start, never by the operator when it
+writes the attempt: the ConfigMap says ``resume: latest`` (``render.trainer_options``), so the
+trainer reads the newest verified checkpoint ``latest.json`` names in ``spec.checkpoints.uri``
+at that moment, and ``spec.checkpoints.resumeFrom`` (``resume_fallback``) only while that folder
+holds none. A checkpoint written after the Job was made (the old pods' SIGTERM checkpoint, an
+attempt queued for hours) is thus never skipped. The Job's ``stylegan.dev/resume-from``
+annotation records what the operator knew (``status.lastCheckpoint.uri``, else
+``resumeFrom``), for people reading it.
 """
 
 from __future__ import annotations

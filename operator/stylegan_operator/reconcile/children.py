@@ -117,7 +117,7 @@ def _create_attempt(
         creates.append(build_status_role(run_meta))
         creates.append(build_status_role_binding(run_meta, account))
     creates.append(render.build_service(run_meta, spec))
-    creates.append(render.build_config_map(run_meta, spec, attempt, resume))
+    creates.append(render.build_config_map(run_meta, spec, attempt))
     job = build_job(
         run_meta, spec, attempt, resume,
         image=d.config.trainer_image,
@@ -135,7 +135,7 @@ def _create_attempt(
     if reason == REASON_INITIAL and attempt == 1 and not d.old.get("activeJob"):
         shape = f"{spec.node_count}x{spec.resources.gpus_per_node}"
         d.event("Normal", CREATED, f"created Job {name}: {shape} on "
-                f"{spec.resources.gpu_type}" + (f", resuming from {resume}" if resume else ""))
+                f"{spec.resources.gpu_type}{_resume_words(spec)}")
 
 
 def _trainer_account(d: _Decision, spec: RunSpec) -> str | None:
@@ -152,20 +152,29 @@ def _ensure_support(d: _Decision, spec: RunSpec, attempt: int, job: Mapping[str,
     if d.observed.service is None:
         d.plan.creates.append(render.build_service(run_meta, spec))
     if render.config_map_name(d.name, attempt) not in d.observed.config_maps:
-        annotations = (job.get("metadata") or {}).get("annotations") or {}
-        resume = annotations.get(render.ANNOTATION_RESUME)
-        d.plan.creates.append(render.build_config_map(run_meta, spec, attempt, resume))
+        d.plan.creates.append(render.build_config_map(run_meta, spec, attempt))
 
 
 def _resume_uri(d: _Decision, spec: RunSpec, progress: Mapping[str, Any]) -> str | None:
-    """The run's newest durable checkpoint, else ``resumeFrom`` (``render.resume_uri_for``).
+    """The run's newest reported durable checkpoint, else ``resumeFrom``, for the annotation.
 
-    Without ``spec.checkpoints`` the trainer writes to a scratch folder in the pod, which
-    dies with it: a checkpoint reported from there cannot be resumed.
+    What the operator knew (``render.resume_uri_for``); the ConfigMap names no checkpoint, so
+    the trainer resumes from what ``latest.json`` names when it starts. Without
+    ``spec.checkpoints`` the trainer writes to a scratch folder in the pod, which dies with
+    it: a checkpoint reported from there cannot be resumed.
     """
     last = progress.get("lastCheckpoint") or {}
     uri = last.get("uri") if isinstance(last, Mapping) and spec.checkpoints else None
     return render.resume_uri_for(spec, uri)
+
+
+def _resume_words(spec: RunSpec) -> str:
+    """Where ``resumeFrom`` comes in, as the Created event says it (``render.trainer_options``:
+    the run's own ``latest.json`` first)."""
+    ckpt = spec.checkpoints
+    if ckpt is None or not ckpt.resume_from:
+        return ""
+    return f", resuming from the newest checkpoint in {ckpt.uri}, else from {ckpt.resume_from}"
 
 
 def _run_meta(d: _Decision) -> dict[str, Any]:

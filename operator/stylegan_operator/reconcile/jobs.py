@@ -91,8 +91,9 @@ def build_job(
         run_meta: the run's metadata (name, namespace, uid, generation).
         spec: the validated spec.
         attempt: 1 for the first attempt; each whole-group restart adds one.
-        resume_uri: recorded as an annotation; the checkpoint itself is named in the
-            attempt's ConfigMap (``render.build_config_map`` with the same value).
+        resume_uri: recorded as the ``stylegan.dev/resume-from`` annotation: what the
+            operator knew when it made the attempt. Informative only: the trainer resumes
+            from the newest ``latest.json`` at start-up (``render.trainer_options``).
         nodes: node count of an elastic attempt (one of ``spec.feasible_node_counts()``);
             default ``spec.node_count``.
         image: trainer image when the spec names none (the operator's configured default).

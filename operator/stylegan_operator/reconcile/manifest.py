@@ -48,6 +48,10 @@ def render_run(
 ) -> list[dict[str, Any]]:
     """Every object of one attempt of a StyleGANRun manifest: Service, ConfigMap, Job.
 
+    ``resume_uri`` is what the operator would record as known (the Job's
+    ``stylegan.dev/resume-from`` annotation); the ConfigMap says ``resume: latest`` all the
+    same, as the operator's does (``render.trainer_options``).
+
     Raises:
         SpecError: the spec is invalid (names the field).
         ValueError: the manifest or the arguments are (names what).
@@ -61,7 +65,7 @@ def render_run(
     meta = run_meta_from(resource)
     return [
         build_service(meta, spec),
-        build_config_map(meta, spec, attempt, resume_uri),
+        build_config_map(meta, spec, attempt),
         build_job(meta, spec, attempt, resume_uri, nodes=nodes, image=image),
     ]
 

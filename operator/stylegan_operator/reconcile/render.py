@@ -192,7 +192,7 @@ def _augment_option(spec: RunSpec) -> str:
     return f"fixed:{m.augment_p:g}" if m.augment == "fixed" else m.augment
 
 
-def trainer_options(spec: RunSpec, resume_uri: str | None = None) -> dict[str, Any]:
+def trainer_options(spec: RunSpec) -> dict[str, Any]:
     """The trainer's options file (``stylegan train --config``), keys as ``TrainingOptions``.
 
     Mapping decisions: ``model.channelBase``/``mappingLayers``/``r1Gamma`` and bf16 go into
@@ -201,6 +201,13 @@ def trainer_options(spec: RunSpec, resume_uri: str | None = None) -> dict[str, A
     ``training.snapshotKimg`` and ``checkpoints.intervalKimg``; samples and progress go to a
     scratch ``outdir`` unless checkpoints live on a claim, where they join them (with gs://
     checkpoints the trainer also copies each grid to ``<uri>/samples/``).
+
+    Resume is always ``latest``: the trainer reads ``latest.json`` of ``checkpoint_uri`` when
+    it starts, so an attempt never pins the checkpoint known when its (immutable) ConfigMap
+    was written; a Kueue re-admission, a changed ``resumeFrom`` or a SIGTERM checkpoint
+    written while the previous pods stopped cannot send it back to older work.
+    ``checkpoints.resumeFrom`` becomes ``resume_fallback``, read only while the run's own
+    storage holds no checkpoint yet.
     """
     m, t = spec.model, spec.training
     ckpt = spec.checkpoints
@@ -231,26 +238,31 @@ def trainer_options(spec: RunSpec, resume_uri: str | None = None) -> dict[str, A
         "seed": t.seed,
         "device": "cpu" if spec.is_cpu else "cuda",
         "outdir": ckpt.uri if ckpt is not None and local_checkpoints else SCRATCH_OUTDIR,
-        # "latest": the newest checkpoint in checkpoint_uri, or a fresh start when none.
-        "resume": resume_uri or "latest",
+        # "latest": the newest checkpoint in checkpoint_uri at start-up, else resume_fallback,
+        # else a fresh start. Never a pinned checkpoint (docstring).
+        "resume": "latest",
         "progress_bar": "off",  # pod logs are not a terminal
         "metrics_port": METRICS_PORT,
     }
     if ckpt is not None:
         opts["checkpoint_uri"] = ckpt.uri
         opts["keep_checkpoints"] = ckpt.keep
+        if ckpt.resume_from is not None:
+            opts["resume_fallback"] = ckpt.resume_from
     if overrides:
         opts["overrides"] = overrides
     return opts
 
 
-def build_config_map(
-    run_meta: dict[str, Any], spec: RunSpec, attempt: int, resume_uri: str | None = None
-) -> dict[str, Any]:
-    """The attempt's trainer options as ``train.yaml``; immutable, like the attempt itself."""
+def build_config_map(run_meta: dict[str, Any], spec: RunSpec, attempt: int) -> dict[str, Any]:
+    """The attempt's trainer options as ``train.yaml``; immutable, like the attempt itself.
+
+    Immutable is safe because nothing in it goes stale: it names no checkpoint
+    (``trainer_options``: resume is read from ``latest.json`` at start-up).
+    """
     run = _meta(run_meta, "name")
     _check_attempt(attempt)
-    text = yaml.safe_dump(trainer_options(spec, resume_uri), sort_keys=False)
+    text = yaml.safe_dump(trainer_options(spec), sort_keys=False)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -263,7 +275,12 @@ def build_config_map(
 
 
 def resume_uri_for(spec: RunSpec, last_checkpoint_uri: str | None) -> str | None:
-    """What an attempt resumes from: the run's own newest checkpoint, else ``resumeFrom``."""
+    """What the operator knows an attempt will resume from, for ``ANNOTATION_RESUME`` only.
+
+    The run's newest reported checkpoint, else ``resumeFrom``. Informative: the trainer
+    itself resumes from whatever ``latest.json`` names when it starts, which may be newer
+    (``trainer_options``).
+    """
     if last_checkpoint_uri:
         return last_checkpoint_uri
     return spec.checkpoints.resume_from if spec.checkpoints else None

@@ -1,7 +1,7 @@
 """The checkpoint protocol (checkpoint.py) on gs:// against the real fake-gcs-server: save, list,
-load and retention; two writers racing on latest.json; a writer SIGKILLed in the middle of a
-large upload; an object corrupted behind the trainer's back; a save that fails on the network;
-a bucket that does not exist."""
+load and retention; two writers racing on latest.json; a late save of fewer images that leaves
+latest.json where it is; a writer SIGKILLed in the middle of a large upload; an object corrupted
+behind the trainer's back; a save that fails on the network; a bucket that does not exist."""
 
 from __future__ import annotations
 
@@ -96,6 +96,26 @@ def test_two_writers_racing_on_latest_json_exactly_one_wins(bucket: str) -> None
         data, generation = writers[1].read_pointer(POINTER_NAME)  # type: ignore[misc]
         assert data == {"round": round_, "writer": winners[0]}
         assert generation == outcomes[winners[0]]
+
+
+def test_latest_json_never_moves_back_to_a_checkpoint_of_fewer_images(
+    bucket: str, gcs_client: storage.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = GCSStorage(f"gs://{bucket}/run")
+    newer = save_checkpoint(store, small_state(2000), kimg=2.0)
+    _, generation = store.read_pointer(POINTER_NAME)  # type: ignore[misc]
+    # A second writer (an attempt that resumed from older work) saves fewer images later.
+    late = GCSStorage(f"gs://{bucket}/run")
+    with caplog.at_level(logging.WARNING, logger="stylegan_trainer.train.checkpoint"):
+        older = save_checkpoint(late, small_state(1000), kimg=1.0)
+    assert f"{POINTER_NAME} already names {newer} (nimg 2000), newer than {older}" in caplog.text
+    pointer, unchanged = store.read_pointer(POINTER_NAME)  # type: ignore[misc]
+    assert unchanged == generation  # the object generation on GCS: never rewritten
+    assert pointer["checkpoint"]["name"] == newer and pointer["checkpoint"]["nimg"] == 2000
+    assert gcs_client.bucket(bucket).blob(f"run/{older}").exists()  # written, unpointed
+    assert load_latest(late)["cur_nimg"] == 2000  # type: ignore[index]
+    assert save_checkpoint(late, small_state(3000), kimg=3.0) == "checkpoints/ckpt-000003000.pt"
+    assert load_latest(store)["cur_nimg"] == 3000  # type: ignore[index]
 
 
 CHILD_SAVES_A_LARGE_CHECKPOINT = textwrap.dedent("""

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import yaml
 from tests.unit.operator.invalid_specs import apply_patch
 
 from stylegan_operator.cost.pricing import PriceCatalog
@@ -410,7 +411,9 @@ def test_a_failed_attempt_restarts_the_whole_group_from_the_newest_checkpoint() 
     assert job["metadata"]["annotations"][render.ANNOTATION_RESUME] == ckpt
     assert job["metadata"]["annotations"][ANNOTATION_RESTARTS] == "1"
     config = plan.created("ConfigMap")[0]
-    assert f"resume: {ckpt}" in config["data"]["train.yaml"]
+    # The annotation is what the operator knew; the trainer reads latest.json at start-up.
+    assert "resume: latest\n" in config["data"]["train.yaml"]
+    assert ckpt not in config["data"]["train.yaml"]
     assert world.status["restarts"] == 1 and world.status["preemptions"] == 0
     assert world.status["attempt"] == 2 and world.status["activeJob"] == "faces-a2"
     assert reasons(plan) == ["AttemptFailed", "WorkLost"]
@@ -558,6 +561,29 @@ def test_suspend_suspends_the_job_and_resume_starts_a_new_attempt() -> None:
     assert ("Job", "faces-a1") in resumed.deletes
     assert resumed.phase == PENDING and reasons(resumed) == ["Resumed"]
     assert world.status["restarts"] == 0 and world.status["preemptions"] == 0
+
+
+def test_a_resumed_attempt_pins_no_checkpoint_and_takes_the_current_resume_from() -> None:
+    """Issue 14: the attempt's immutable ConfigMap must not fix the checkpoint it starts from."""
+    world = running_world({"checkpoints": {"resumeFrom": "gs://pretrained/ffhq.pt"}})
+    known = "gs://ckpt/faces/checkpoints/ckpt-000120000.pt"
+    world.status["progress"] = {"kimg": 125.0, "lastCheckpoint": {"uri": known, "kimg": 120.0}}
+    world.run["spec"]["suspend"] = True
+    world.step(T0 + timedelta(minutes=1))
+    world.job(1)["status"]["conditions"] = [cond("Suspended")]
+    world.pods.clear()  # meanwhile the stopping pods wrote a SIGTERM checkpoint at kimg 125
+    world.run["spec"]["suspend"] = False
+    world.run["spec"]["checkpoints"]["resumeFrom"] = "gs://pretrained/ffhq-v2.pt"
+    resumed = world.step(T0 + timedelta(minutes=3))
+    job = resumed.created("Job")[0]
+    assert job["metadata"]["annotations"][render.ANNOTATION_RESUME] == known
+    options = yaml.safe_load(resumed.created("ConfigMap")[0]["data"]["train.yaml"])
+    assert options["resume"] == "latest" and options["checkpoint_uri"] == "gs://ckpt/faces"
+    assert options["resume_fallback"] == "gs://pretrained/ffhq-v2.pt"
+    # A ConfigMap someone deleted comes back the same: it never held a checkpoint to restore.
+    world.config_maps.clear()
+    again = world.step(T0 + timedelta(minutes=4))
+    assert yaml.safe_load(again.created("ConfigMap")[0]["data"]["train.yaml"]) == options
 
 
 def test_a_run_created_suspended_creates_no_job_until_resumed() -> None:

@@ -108,7 +108,8 @@ def test_render_command_attempt_and_resume() -> None:
     _, config_map, job = yaml.safe_load_all(result.output)
     assert job["metadata"]["name"] == "ffhq256-a100-a3"
     assert job["metadata"]["annotations"][ANNOTATION_RESUME] == "gs://c/ckpt-000100.pt"
-    assert yaml.safe_load(config_map["data"]["train.yaml"])["resume"] == "gs://c/ckpt-000100.pt"
+    # Informative only: the trainer reads latest.json at start-up, as under the operator.
+    assert yaml.safe_load(config_map["data"]["train.yaml"])["resume"] == "latest"
 
 
 def test_render_command_refuses_a_bad_spec_with_exit_64_naming_the_field(tmp_path: Path) -> None:
@@ -560,7 +561,7 @@ def test_config_map_holds_the_trainer_options() -> None:
             "checkpoints": {"intervalKimg": 20},
         }
     )
-    cm = build_config_map(META, spec, 2, resume_uri="gs://checkpoints/run/ckpt-1.pt")
+    cm = build_config_map(META, spec, 2)
     assert cm["metadata"]["name"] == "faces-a2-config"
     assert cm["immutable"] is True
     options = yaml.safe_load(cm["data"]["train.yaml"])
@@ -577,7 +578,7 @@ def test_config_map_holds_the_trainer_options() -> None:
         "seed": 0,
         "device": "cuda",
         "outdir": SCRATCH_OUTDIR,  # gs:// checkpoints: grids are also copied to <uri>/samples/
-        "resume": "gs://checkpoints/run/ckpt-1.pt",
+        "resume": "latest",
         "progress_bar": "off",
         "metrics_port": METRICS_PORT,
         "checkpoint_uri": "gs://checkpoints/run",
@@ -623,7 +624,16 @@ def test_trainer_accepts_the_rendered_options(example: Path, tmp_path: Path) -> 
     assert options.dataset == yaml.safe_load(example.read_text())["spec"]["dataset"]["uri"]
 
 
-def test_resume_source_prefers_the_runs_own_checkpoint() -> None:
+def test_resume_from_is_only_the_trainers_fallback_to_latest() -> None:
+    spec = spec_with({"checkpoints": {"resumeFrom": "gs://pretrained/ffhq.pt"}})
+    options = yaml.safe_load(build_config_map(META, spec, 3)["data"]["train.yaml"])
+    assert options["resume"] == "latest"
+    assert options["resume_fallback"] == "gs://pretrained/ffhq.pt"
+    assert options["checkpoint_uri"] == "gs://checkpoints/run"
+    assert "resume_fallback" not in trainer_options(spec_with())
+
+
+def test_the_resume_annotation_names_what_the_operator_knew() -> None:
     spec = spec_with({"checkpoints": {"resumeFrom": "gs://pretrained/ffhq.pt"}})
     assert resume_uri_for(spec, None) == "gs://pretrained/ffhq.pt"
     assert resume_uri_for(spec, "gs://checkpoints/run/c2.pt") == "gs://checkpoints/run/c2.pt"

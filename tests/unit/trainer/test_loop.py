@@ -85,6 +85,8 @@ def _assert_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) ->
         ("augment", "sometimes", "augment: 'sometimes' is not one of auto, ada, noaug, fixed:<p>"),
         ("augment", "fixed:1.5", r"augment: 'fixed:1.5' needs a probability in \[0, 1\]"),
         ("resume", "", "resume: empty"),
+        ("resume_fallback", "", "resume_fallback: '' is not valid; give a checkpoint path/URI"),
+        ("resume_fallback", "none", "resume_fallback: 'none' is not valid"),
         ("max_seconds", "soon", "max_seconds: 'soon' is not a number"),
         ("device", "tpu", "device: 'tpu' is not one of"),
         ("keep_checkpoints", 0, "keep_checkpoints: 0 must be at least 1"),

@@ -158,6 +158,61 @@ def test_retention_keeps_the_newest_and_what_the_pointer_names(tmp_path: Path) -
     assert ckpt.prune(store, keep=1, protected={names[-2]}) == []
 
 
+def test_the_pointer_never_moves_back_to_a_checkpoint_of_fewer_images(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = LocalStorage(tmp_path)
+    newer = ckpt.save_checkpoint(store, _state(8000, 8.0), kimg=8.0)
+    _, generation = store.read_pointer(ckpt.POINTER_NAME)
+    # An attempt that resumed from older work saves after the newer checkpoint was pointed at.
+    with caplog.at_level(logging.WARNING, logger="stylegan_trainer.train.checkpoint"):
+        older = ckpt.save_checkpoint(store, _state(4000, 4.0), kimg=4.0)
+    assert older == "checkpoints/ckpt-000004000.pt" and store.exists(older)  # kept, unpointed
+    pointer, unchanged = store.read_pointer(ckpt.POINTER_NAME)
+    assert unchanged == generation and pointer["checkpoint"]["name"] == newer
+    assert (
+        f"latest.json already names {newer} (nimg 8000), newer than {older} (nimg 4000) just "
+        "saved: keeping the pointer at the newer checkpoint"
+    ) in caplog.text
+    assert torch.equal(ckpt.load_latest(store)["G"]["w"], torch.full([4], 8.0))
+    # Work past the pointer moves it again, the older save never entering the history.
+    newest = ckpt.save_checkpoint(store, _state(9000, 9.0), kimg=9.0)
+    pointer, _ = store.read_pointer(ckpt.POINTER_NAME)
+    assert pointer["checkpoint"]["name"] == newest
+    assert [e["name"] for e in pointer["history"]] == [newer]
+
+
+def test_the_images_of_a_pointer_entry_without_nimg_come_from_its_name(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path)
+    newer = ckpt.save_checkpoint(store, _state(8000), kimg=8.0)
+    pointer, generation = store.read_pointer(ckpt.POINTER_NAME)
+    del pointer["checkpoint"]["nimg"]  # as written before entries carried nimg
+    store.write_pointer(ckpt.POINTER_NAME, pointer, expected_generation=generation)
+    assert ckpt.entry_nimg(pointer["checkpoint"]) == 8000
+    assert ckpt.entry_nimg({"name": "elsewhere.pt", "kimg": 2.5}) == 2500
+    ckpt.save_checkpoint(store, _state(4000), kimg=4.0)
+    assert store.read_pointer(ckpt.POINTER_NAME)[0]["checkpoint"]["name"] == newer
+
+
+def test_a_writer_that_read_the_pointer_before_another_moved_it_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The generation check still guards races: the newer-or-not decision is on what was read."""
+
+    class Racing(LocalStorage):
+        def read_pointer(self, name: str):  # type: ignore[no-untyped-def]
+            seen = super().read_pointer(name)
+            if not getattr(self, "raced", False):  # another writer moves it just after
+                self.raced = True
+                ckpt.save_checkpoint(LocalStorage(self.root), _state(6000), kimg=6.0)
+            return seen
+
+    ckpt.save_checkpoint(LocalStorage(tmp_path), _state(4000), kimg=4.0)
+    with pytest.raises(PreconditionFailed, match="latest.json"):
+        ckpt.save_checkpoint(Racing(tmp_path), _state(5000), kimg=5.0)
+    assert ckpt.load_latest(LocalStorage(tmp_path))["cur_nimg"] == 6000
+
+
 def test_no_pointer_means_no_checkpoint(tmp_path: Path) -> None:
     assert ckpt.load_latest(LocalStorage(tmp_path)) is None
 

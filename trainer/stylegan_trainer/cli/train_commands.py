@@ -148,6 +148,11 @@ def run_training(options: Any) -> int:
 @click.option("--ada-kimg", type=float, help="ADA speed: p can go 0 -> 1 in this many kimg.")
 @click.option("--mixed-precision/--no-mixed-precision", default=None, help="fp16 on CUDA.")
 @click.option("--resume", help="latest, none, or a checkpoint path/URI.")
+@click.option(
+    "--resume-fallback",
+    help="With --resume latest: checkpoint or run folder to start from while the checkpoint "
+    "storage holds none yet.",
+)
 @click.option("--max-seconds", type=float, help="Stop cleanly after this much wall time.")
 @click.option("--tick-kimg", type=float, help="Report every this many kimg.")
 @click.option("--device", help="auto, cpu, cuda or cuda:N.")

@@ -11,6 +11,13 @@ RNG state, the sampler position, the training options and the network config). S
    at any moment leaves either the old pointer or the new one, each naming whole objects;
 3. delete checkpoints beyond the newest ``keep``, never one the pointer names.
 
+The pointer never moves backwards: when it already names a checkpoint of more images than the
+one being saved (the SIGTERM checkpoint of an attempt still stopping, written while its
+successor trained from an older one), step 2 leaves it there with a warning naming both; the
+new object stays, unpointed, until retention prunes it. The compare-and-swap on the pointer's
+generation still refuses a writer that read it before another moved it. Branching off an older
+checkpoint therefore needs a new checkpoint folder (``resume: <that checkpoint>`` there).
+
 Loading verifies size and sha256 and, when the newest object is torn or corrupt, logs a line
 and falls back to the previous entry of the history. Tensors, numbers, strings and containers
 only: the file loads with ``torch.load(weights_only=True)``, so a checkpoint cannot run code.
@@ -97,12 +104,13 @@ def serialize(state: Mapping[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _entry(name: str, data: bytes, kimg: float) -> dict[str, Any]:
+def _entry(name: str, data: bytes, kimg: float, nimg: int) -> dict[str, Any]:
     return {
         "name": name,
         "size": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
         "kimg": kimg,
+        "nimg": nimg,
         "written_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
@@ -121,7 +129,9 @@ def _write_new_object(storage: Storage, cur_nimg: int, data: bytes) -> str:
 def save_checkpoint(storage: Storage, state: dict[str, Any], kimg: float, keep: int = 3) -> str:
     """Write ``state`` as a new object, point ``latest.json`` at it, prune; returns its name.
 
-    Raises ``StorageError`` (exit 75) when the write or the pointer update fails.
+    The pointer stays where it is when it already names a checkpoint of more images (module
+    docstring). Raises ``StorageError`` (exit 75) when the write or the pointer update fails,
+    ``PreconditionFailed`` among them when another writer moved the pointer meanwhile.
     """
     if keep < 1:
         raise ConfigError(f"keep_checkpoints: {keep} must be at least 1")
@@ -129,13 +139,22 @@ def save_checkpoint(storage: Storage, state: dict[str, Any], kimg: float, keep: 
     cur_nimg = int(state.get("cur_nimg", round(kimg * 1000)))
     data = serialize(state)
     name = _write_new_object(storage, cur_nimg, data)
-    entry = _entry(name, data, kimg)
+    entry = _entry(name, data, kimg, cur_nimg)
+    # Read now, not at resume: another writer may have moved it since (module docstring).
     current = storage.read_pointer(POINTER_NAME)
     previous: list[dict[str, Any]] = []
     generation = 0
     if current is not None:
         pointer, generation = current
         previous = _pointer_entries(pointer)
+    if previous and entry_nimg(previous[0]) > cur_nimg:
+        log.warning(
+            "%s already names %s (nimg %d), newer than %s (nimg %d) just saved: keeping the "
+            "pointer at the newer checkpoint",
+            POINTER_NAME, previous[0]["name"], entry_nimg(previous[0]), name, cur_nimg,
+        )  # fmt: skip
+        prune(storage, keep, protected={name, *(e["name"] for e in previous)})
+        return name
     history = [e for e in previous if e.get("name") != name][: max(keep - 1, 0)]
     storage.write_pointer(
         POINTER_NAME,
@@ -144,6 +163,18 @@ def save_checkpoint(storage: Storage, state: dict[str, Any], kimg: float, keep: 
     )
     prune(storage, keep, protected={name, *(e["name"] for e in history)})
     return name
+
+
+def entry_nimg(entry: Mapping[str, Any]) -> int:
+    """How many images a pointer entry's checkpoint had seen (older pointers lack ``nimg``)."""
+    nimg = entry.get("nimg")
+    if isinstance(nimg, int) and not isinstance(nimg, bool):
+        return nimg
+    match = _NAME_PATTERN.match(str(entry.get("name", "")))
+    if match:
+        return int(match.group(1))
+    kimg = entry.get("kimg")
+    return round(kimg * 1000) if isinstance(kimg, int | float) else -1
 
 
 def _pointer_entries(pointer: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -263,10 +294,13 @@ def _split_object_uri(uri: str) -> tuple[Storage, str] | None:
     return None
 
 
-def load_checkpoint(uri: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    uri: str, map_location: str | torch.device = "cpu", field: str = "resume"
+) -> dict[str, Any]:
     """Load a checkpoint object (path, ``file://``, ``gs://``) or a run folder's latest.
 
-    Raises ``ConfigError`` naming ``uri`` when there is nothing to load.
+    Raises ``ConfigError`` naming ``field`` (the option that gave ``uri``) and ``uri`` when
+    there is nothing to load.
     """
     target = _split_object_uri(uri)
     if target is not None:
@@ -274,13 +308,13 @@ def load_checkpoint(uri: str, map_location: str | torch.device = "cpu") -> dict[
         try:
             data = storage.read_bytes(name)
         except ObjectNotFound:
-            raise ConfigError(f"resume: checkpoint {uri} does not exist") from None
+            raise ConfigError(f"{field}: checkpoint {uri} does not exist") from None
         state = deserialize(data, map_location)
         state["_checkpoint_name"] = str(PurePosixPath(uri))
         return state
     state = load_latest(open_storage(uri), map_location)
     if state is None:
-        raise ConfigError(f"resume: {uri} holds no {POINTER_NAME} nor a checkpoint .pt file")
+        raise ConfigError(f"{field}: {uri} holds no {POINTER_NAME} nor a checkpoint .pt file")
     return state
 
 

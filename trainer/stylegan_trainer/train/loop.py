@@ -105,7 +105,9 @@ class Trainer:
         self.reporter = reporter or open_reporter(options, self.ctx, self.total_nimg / 1000)
         self.metrics = attach_metrics(options, self.ctx, self.reporter)
         self.snapshots = SnapshotWriter(options, self.storage, self.reporter, self.ctx)
-        resume_state = load_resume_state(options.resume, self.ctx, self.storage, self.network)
+        resume_state = load_resume_state(
+            options.resume, self.ctx, self.storage, self.network, options.resume_fallback
+        )
 
         self.G, self.D, self.G_ema = build_training_networks(
             self.network, options.seed, self.device

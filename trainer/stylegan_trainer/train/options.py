@@ -3,6 +3,11 @@
 Kept apart from the loop so that a config file, the command line and ``--set`` overrides can
 be read and validated (``ConfigError`` naming the bad field, exit 64) before anything is built.
 ``None`` in an option means "the preset's value"; the preset itself is resolved in build.py.
+
+``resume: latest`` is read when the run starts, not when its options were written: the newest
+verified checkpoint ``latest.json`` of ``checkpoint_uri`` names then. ``resume_fallback`` (the
+operator's ``spec.checkpoints.resumeFrom``) is used only while that storage holds none yet, so
+an attempt started from an options file written long ago still continues from the newest work.
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ class TrainingOptions:
     ada_kimg: float = ADA_KIMG  # ADA can move p from 0 to 1 in this many kimg
     mixed_precision: bool = False  # fp16 in the 4 top resolutions, CUDA only
     resume: str = "latest"  # latest (from the checkpoint storage, none if empty) | none | URI
+    # With resume: latest, what to start from while the checkpoint storage holds no
+    # checkpoint yet (spec.checkpoints.resumeFrom): a checkpoint object or a run folder.
+    resume_fallback: str | None = None
     max_seconds: float | None = None  # stop cleanly after this much wall time
     tick_kimg: float = 4.0
     device: str = "auto"
@@ -104,6 +112,7 @@ class TrainingOptions:
         _check_type("resume", self.resume, str)
         if not self.resume:
             raise ConfigError("resume: empty; use latest, none, or a checkpoint path/URI")
+        self._check_resume_fallback()
         _check_positive("max_seconds", self.max_seconds, optional=True, allow_zero=True)
         _check_positive("tick_kimg", self.tick_kimg)
         _check_type("device", self.device, str)
@@ -126,6 +135,23 @@ class TrainingOptions:
         check_port(self.metrics_port)
         if not isinstance(self.overrides, dict):
             raise ConfigError("overrides: must be a mapping of preset fields, e.g. {lr_g: 0.002}")
+
+
+    def _check_resume_fallback(self) -> None:
+        """A fallback is a checkpoint path/URI, and only ``resume: latest`` ever falls back."""
+        value = self.resume_fallback
+        if value is None:
+            return
+        if not isinstance(value, str) or value in ("", "latest", "none"):
+            raise ConfigError(
+                f"resume_fallback: {value!r} is not valid; give a checkpoint path/URI or a run "
+                "folder to start from while checkpoint_uri holds no checkpoint yet"
+            )
+        if self.resume != "latest":
+            raise ConfigError(
+                f"resume_fallback: applies only with resume: latest, not resume: {self.resume}; "
+                "drop resume_fallback or use resume: latest"
+            )
 
 
 def _check_type(name: str, value: Any, kind: type) -> None:

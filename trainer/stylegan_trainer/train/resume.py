@@ -4,6 +4,11 @@ What a checkpoint holds is the Trainer's ``state_dict`` (loop.py); how it is wri
 is checkpoint.py. This module is what lies between: which checkpoint a run resumes from, whether
 it is of the same network, and what the restored optimisers are set to.
 
+Which checkpoint: ``resume: latest`` reads ``latest.json`` of the run's checkpoint storage when
+the Trainer is built, so an attempt whose options were rendered before a newer checkpoint was
+written (a Kueue re-admission, a SIGTERM checkpoint written while the old pods stopped) still
+continues from the newest. ``resume_fallback`` is read only while that storage has no pointer.
+
 Resume: a checkpoint restores the weights, G_ema, Adam's moments, ADA, the counters, the RNG
 state and the sampler position. The optimisers' *settings* are this invocation's, though:
 Adam's state dict carries the saved run's lr and betas in its param groups, and loading it
@@ -17,6 +22,7 @@ stays bit-exact.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +41,8 @@ PRECISION_FIELDS = frozenset({"num_fp16_res", "conv_clamp", "mp_dtype"})
 # Fields of the preset that set Adam's lr and betas; a resume reports those that changed.
 OPTIMIZER_FIELDS = ("lr_g", "lr_d", "betas", "g_reg_interval", "d_reg_interval")
 
+log = logging.getLogger(__name__)
+
 
 def check_resume_compatible(saved: Mapping[str, Any], network: NetworkConfig, source: str) -> None:
     """Refuse a checkpoint of another architecture or resolution (``ConfigError``, exit 64)."""
@@ -51,18 +59,35 @@ def check_resume_compatible(saved: Mapping[str, Any], network: NetworkConfig, so
         )
 
 
+def _read_resume_state(
+    resume: str, storage: Storage, fallback: str | None
+) -> dict[str, Any] | None:
+    """The checkpoint ``resume`` names: ``latest`` is what the pointer names *now*.
+
+    ``fallback`` is read only when ``storage`` has no pointer yet: the run's own newest work
+    always wins over where it was first told to start (``spec.checkpoints.resumeFrom``).
+    """
+    if resume == "none":
+        return None
+    if resume != "latest":
+        return ckpt.load_checkpoint(resume, map_location="cpu")
+    state = ckpt.load_latest(storage, map_location="cpu")
+    if state is None and fallback is not None:
+        log.info("resume: %s holds no checkpoint yet; starting from %s", storage.uri, fallback)
+        state = ckpt.load_checkpoint(fallback, map_location="cpu", field="resume_fallback")
+    return state
+
+
 def load_resume_state(
-    resume: str, ctx: DistContext, storage: Storage, network: NetworkConfig
+    resume: str, ctx: DistContext, storage: Storage, network: NetworkConfig,
+    fallback: str | None = None,
 ) -> dict[str, Any] | None:
     """Rank 0 reads the checkpoint and hands it to the others, so only it needs access."""
     state: dict[str, Any] | None = None
     error: ConfigError | None = None
-    if ctx.is_main and resume != "none":
+    if ctx.is_main:
         try:
-            if resume == "latest":
-                state = ckpt.load_latest(storage, map_location="cpu")
-            else:
-                state = ckpt.load_checkpoint(resume, map_location="cpu")
+            state = _read_resume_state(resume, storage, fallback)
             if state is not None:
                 source = state.get("_checkpoint_name", resume)
                 check_resume_compatible(state["network"], network, source)
