@@ -87,8 +87,9 @@ RUN apt-get update \
  && useradd --uid 1000 --gid 1000 --home-dir /tmp --no-create-home \
       --shell /usr/sbin/nologin stylegan
 COPY --from=venv-trainer /opt/stylegan /opt/stylegan
-# The operator's Jobs run `torchrun ... --no-python stylegan train --config ...`; both
-# commands live in the virtualenv's bin.
+# The operator's Jobs run `stylegan torchrun ... --no-python stylegan train --config ...`
+# (the launcher keeps the workers' exit codes 64 and 75, which torchrun turns into 1, and
+# runs torchrun with its own python); stylegan, torchrun and python live in the venv's bin.
 ENV PATH=/opt/stylegan/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

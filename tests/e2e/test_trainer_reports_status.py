@@ -2,8 +2,8 @@
 
 A CPU run (2 nodes x 1 process, builtin:lfw, the cpu preset at 32x32, 1 kimg) is created on
 the local control plane with the operator running. The test then takes the pod template
-of the Job the operator made and runs its ``torchrun`` command as two local "nodes" over
-loopback: the rendezvous endpoint's host becomes 127.0.0.1, each process gets its
+of the Job the operator made and runs its command (``stylegan torchrun``) as two local
+"nodes" over loopback: the rendezvous endpoint's host becomes 127.0.0.1, each process gets its
 ``JOB_COMPLETION_INDEX``, the trainer's options come from the attempt's ConfigMap (written
 to a temporary folder, outdir moved there), and the status reporter authenticates with a
 token of the run's own ServiceAccount, so the per-run Role is what allows the patches.
@@ -101,7 +101,7 @@ def test_the_trainer_reports_progress_into_the_run_status(
     job = kubectl.json("job", f"{name}-a1", namespace=namespace)
     pod = job["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["command"] == ["torchrun"]
+    assert container["command"] == ["stylegan", "torchrun"]
     account = pod["serviceAccountName"]
     assert pod["automountServiceAccountToken"] is True
 
@@ -125,7 +125,8 @@ def test_the_trainer_reports_progress_into_the_run_status(
             env.update(KUBECONFIG=str(kubeconfig), HOME=str(home),
                        XDG_CACHE_HOME=str(home / "cache"), TORCH_HOME=str(home / "torch"),
                        PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}", OMP_NUM_THREADS="1")
-            argv = [str(VENV_BIN / "torchrun"),
+            program, *subcommand = container["command"]
+            argv = [str(VENV_BIN / program), *subcommand,
                     *local_node_command(container["args"], index, port, config)]
             log = home / "log.txt"
             logs.append(log)

@@ -43,6 +43,8 @@ _OPERATOR_CLI = "stylegan_operator.cli"
 COMMANDS: dict[str, Entry] = {
     "train": Entry(f"{_TRAINER_CLI}.train_commands:train_cmd",
                    "Train StyleGAN2 (alone or torchrun).", TRAINER),
+    "torchrun": Entry(f"{_TRAINER_CLI}.launch_commands:torchrun_cmd",
+                      "torchrun, exiting with the workers' 64 or 75.", TRAINER),
     "generate": Entry(f"{_TRAINER_CLI}.sample_commands:generate_cmd",
                       "Turn a checkpoint into faces.", TRAINER),
     "dataset": Entry(f"{_TRAINER_CLI}.train_commands:dataset_cmd",

@@ -9,8 +9,11 @@ pod template comes from ``pods``. Failure handling, decided here and carried out
   (``-a<N+1>``) that resumes from the latest checkpoint.
 * ``podFailurePolicy``: exit code 64 of the ``trainer`` container (bad configuration) ->
   ``FailJob`` (the Job fails with reason ``PodFailurePolicy``; the operator fails the run
-  without retrying); a ``DisruptionTarget`` condition (preemption, eviction, node drain) ->
-  ``Ignore`` (does not count; with ``podReplacementPolicy: Failed`` the replacement pod only
+  without retrying). The container can exit 64 only because it runs ``stylegan torchrun``
+  (``pods``), not torchrun itself, which reports every failed worker as 1: the launcher
+  exits 64 if any local rank did, else 75 if any did, else torchrun's code. A
+  ``DisruptionTarget`` condition (preemption, eviction, node drain) -> ``Ignore`` (does
+  not count; with ``podReplacementPolicy: Failed`` the replacement pod only
   starts once the old one is gone, so hostnames never clash). Every other failure
   (including 75, retryable) counts, which with ``backoffLimit: 0`` fails the Job with
   reason ``BackoffLimitExceeded``: the operator restarts the group and counts it against

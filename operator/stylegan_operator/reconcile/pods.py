@@ -2,9 +2,15 @@
 
 Every pod of an attempt runs ``torchrun`` (c10d rendezvous on pod 0, whole-group restarts
 left to the operator: ``--max-restarts 0``) as a non-root user on a read-only root
-filesystem, as the ``restricted`` Pod Security level asks. Kept apart from ``jobs`` (the Job
-around the template, and how it fails): the pod's settings are most of what
-``spec.resources`` asks for, and most of what a rendered Job holds.
+filesystem, as the ``restricted`` Pod Security level asks. The container's command is
+``stylegan torchrun`` (the trainer's ``cli/launch_commands.py``) with torchrun's own flags as
+its args: plain torchrun exits 1 whenever a worker fails, which would hide the trainer's 64
+(bad configuration) from the Job's ``podFailurePolicy``; the launcher exits 64 or 75 when a
+worker did, forwards SIGTERM so the trainer still checkpoints, and writes the worker's error
+line as the container's termination message, which the operator quotes.
+
+Kept apart from ``jobs`` (the Job around the template, and how it fails): the pod's settings
+are most of what ``spec.resources`` asks for, and most of what a rendered Job holds.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ from stylegan_operator.reconcile.render import (
     service_name,
     trainer_labels,
 )
+
+TRAINER_COMMAND = ("stylegan", "torchrun")
+"""torchrun behind the launcher that keeps the workers' exit codes 64 and 75 (module docstring)."""
 
 
 def torchrun_args(spec: RunSpec, job: str, service: str, rdzv_id: str, nodes: int) -> list[str]:
@@ -179,7 +188,7 @@ def _trainer_container(
     run_meta: dict[str, Any], spec: RunSpec, attempt: int, nodes: int,
     mounts: list[dict[str, Any]], image: str | None,
 ) -> dict[str, Any]:
-    """The one container of a trainer pod: ``torchrun`` starting ``stylegan train``."""
+    """The one container of a trainer pod: ``stylegan torchrun`` starting ``stylegan train``."""
     run = _meta(run_meta, "name")
     job = job_name(run, attempt)
     svc = service_name(run)
@@ -191,7 +200,7 @@ def _trainer_container(
     if r.image_pull_policy:
         container["imagePullPolicy"] = r.image_pull_policy
     container.update(
-        command=["torchrun"],
+        command=list(TRAINER_COMMAND),
         args=torchrun_args(spec, job, svc, f"{_meta(run_meta, 'uid')}-a{attempt}", nodes),
         env=trainer_env(run_meta, spec, attempt),
         ports=[
@@ -203,7 +212,8 @@ def _trainer_container(
         resources=_compute_resources(spec),
         securityContext=container_security_context(),
         volumeMounts=mounts,
-        # The trainer's one-line reason for exit 64 reaches the operator without log access.
+        # The trainer's one-line reason for exit 64 reaches the operator without log access:
+        # the launcher writes it to /dev/termination-log; logs only if it wrote nothing.
         terminationMessagePolicy="FallbackToLogsOnError",
     )
     return container

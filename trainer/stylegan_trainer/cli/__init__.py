@@ -1,5 +1,5 @@
-"""The trainer's click commands (train, dataset, demo, benchmark, generate, quality, plot).
+"""The trainer's click commands (train, torchrun, dataset, demo, benchmark, generate, quality,
+plot) and ``worker_exits``; ``stylegan_operator.cli.main`` loads them lazily, with torch only.
 
-Top layer of the trainer: may import every trainer package. ``stylegan_operator.cli.main``
-loads these lazily, and only when torch is installed.
+Top layer of the trainer: may import every trainer package.
 """

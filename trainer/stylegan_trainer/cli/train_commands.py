@@ -4,7 +4,9 @@
 ``options.TrainingOptions``) and lets flags override them; it runs alone or as one rank under
 ``torchrun`` (``python -m torch.distributed.run ... -m stylegan_trainer.cli.train_commands``), and
 exits 0 (done or time bound), 64 (bad configuration, one line on stderr, before any compute)
-or 75 (retryable: checkpoint I/O, SIGTERM before completion).
+or 75 (retryable: checkpoint I/O, SIGTERM before completion). Under ``stylegan torchrun`` it
+also leaves a nonzero code (and the error line) in the launcher's folder (``worker_exits``),
+since torchrun itself reports every failed worker as 1.
 
 ``stylegan demo`` trains the ``cpu`` preset on ``builtin:lfw`` at 32x32 with two local ranks
 under torchrun for a bounded time, then picks its best snapshot, writes a grid of faces,
@@ -27,6 +29,7 @@ import click
 import yaml
 
 from stylegan_common.errors import ConfigError, TrainerError
+from stylegan_trainer.cli.worker_exits import record_exit
 
 # Demo price: an assumption, about the 2024 on-demand list price of one vCPU of a general-
 # purpose cloud VM with its share of memory (GCP n2-standard-2: 0.0971 USD/h for 2 vCPUs).
@@ -59,6 +62,14 @@ DEMO_OPTIONS: dict[str, Any] = {
 def _fail(exc: TrainerError) -> NoReturn:
     click.echo(f"error: {exc}", err=True)
     sys.exit(exc.exit_code)
+
+
+def _exit_training(code: int, exc: TrainerError | None = None) -> NoReturn:
+    """``train``'s way out: the code for a listening ``stylegan torchrun``, then the exit."""
+    record_exit(code, str(exc) if exc is not None else "")
+    if exc is not None:
+        _fail(exc)
+    sys.exit(code)
 
 
 def _configure_logging() -> None:
@@ -172,13 +183,13 @@ def train_cmd(config: str | None, sets: tuple[str, ...], **flags: Any) -> None:
     try:
         options = build_options(config, flags, sets)
     except TrainerError as exc:
-        _fail(exc)
+        _exit_training(exc.exit_code, exc)
     _configure_logging()
     try:
         code = run_training(options)
     except TrainerError as exc:
-        _fail(exc)
-    sys.exit(code)
+        _exit_training(exc.exit_code, exc)
+    _exit_training(code)
 
 
 # ----------------------------------------------------------------------------------------------
