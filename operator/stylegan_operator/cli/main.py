@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import click
 
-EXIT_CONFIG = 64  # stylegan_common.errors.EXIT_CONFIG; not imported, to keep --help light
+from stylegan_common.errors import EXIT_CONFIG
 
 
 class Entry(NamedTuple):

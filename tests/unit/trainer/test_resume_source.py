@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 from tests.unit.operator.test_lifecycle import T0, fail_attempt, running_world
+from tests.unit.trainer.test_loop import BATCH
+from tests.unit.trainer.test_loop import _options as tiny_options
 
 from stylegan_common.errors import EXIT_CONFIG, ConfigError
 from stylegan_common.storage import LocalStorage, register_backend
@@ -28,11 +30,6 @@ from stylegan_trainer.train import checkpoint as ckpt
 from stylegan_trainer.train.loop import Trainer
 from stylegan_trainer.train.options import TrainingOptions
 
-TINY = {
-    "z_dim": 16, "w_dim": 16, "channel_base": 128, "channel_max": 16, "mapping_layers": 1,
-    "g_reg_interval": 2, "d_reg_interval": 2,
-}  # fmt: skip
-BATCH = 4
 RUN_URI = "gs://ckpt/faces"  # the lifecycle tests' spec.checkpoints.uri
 RESUME_KEYS = ("resume", "resume_fallback", "checkpoint_uri", "keep_checkpoints")
 
@@ -53,13 +50,8 @@ def dataset_dir(noise_dataset: Callable[..., str]) -> str:
 
 
 def tiny(dataset: str, outdir: Path, steps: int, **changes: Any) -> TrainingOptions:
-    values: dict[str, Any] = dict(
-        dataset=dataset, preset="cpu", resolution=8, batch=BATCH, kimg=steps * BATCH / 1000,
-        outdir=str(outdir), resume="none", progress_bar="off", device="cpu", tick_kimg=1.0,
-        snapshot_kimg=1.0, grid_seeds=4, augment="noaug", overrides=dict(TINY),
-    )  # fmt: skip
-    values.update(changes)
-    return TrainingOptions(**values)
+    """test_loop's tiny run, without augmentation."""
+    return tiny_options(dataset, outdir, steps, **{"augment": "noaug", **changes})
 
 
 def train(options: TrainingOptions) -> Trainer:
