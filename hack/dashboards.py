@@ -3,12 +3,16 @@
 Builds two dashboards with the Grafana Foundation SDK and writes them as JSON into the Helm
 chart (``charts/stylegan-operator/dashboards/``), where the chart ships them to Grafana:
 
-* ``stylegan-cost``: cost by run and by namespace over time, burn rate (what the running
-  pods cost per hour, and the rate the cost counter really grows at), projected total
-  against budget, GPU-hours and GPUs held, the cost of work lost to failures, prices.
+* ``stylegan-cost``: cost by run and by namespace over time, burn rate (how fast the cost
+  counter grows, per hour), projected total against budget, GPU-hours and GPUs held, the
+  cost of work lost to failures, prices.
 * ``stylegan-training``: kimg against the target, progress and ETA, sec/kimg, images/s,
   losses, ADA's augment p, restarts and preemptions, the age of the last checkpoint, the
   phase over time.
+
+Rates are PromQL's ``rate()`` of the counters (the exporters precompute none), over
+:data:`SPEED_WINDOW`: the totals move once a reconcile (cost) or once a tick (kimg), so a
+window of a few of those keeps the line from dropping to zero between two updates.
 
 Usage::
 
@@ -92,6 +96,8 @@ GREEN, ORANGE, RED, BLUE, PURPLE, GREY = "green", "orange", "red", "blue", "purp
 # Seconds without a new checkpoint after which monitoring/alerts.yaml warns
 # (StyleGANRunNoRecentCheckpoint); the checkpoint age panel turns red there too.
 CHECKPOINT_STALE_S = 2 * 3600
+SPEED_WINDOW = "15m"
+"""The rate() window of speed and burn rate: several trainer ticks and reconcile intervals."""
 PHASE_COLOURS = {"Pending": BLUE, "Running": GREEN, "Suspended": GREY, "Restarting": ORANGE,
                  "Succeeded": PURPLE, "Failed": RED}
 
@@ -261,9 +267,10 @@ def cost_dashboard() -> dashboard.Dashboard:
         single("Cost so far ($currency)", "What the selected runs have cost: every pod of "
                "every attempt, from binding to its end, at the catalog's prices.", "none",
                [Query(f"sum(stylegan_run_cost_total{{{MONEY}}})", "cost")]),
-        single("Burn rate ($currency per hour)", "What the selected runs' pods cost per "
-               "hour right now.", "none",
-               [Query(f"sum(stylegan_run_burn_rate{{{MONEY}}})", "burn rate")]),
+        single("Burn rate ($currency per hour)", "How fast the selected runs' cost grew "
+               f"per hour over the last {SPEED_WINDOW}.", "none",
+               [Query(f"3600 * sum(rate(stylegan_run_cost_total{{{MONEY}}}[{SPEED_WINDOW}]))",
+                      "burn rate")]),
         single("Projected total ($currency)", "Cost so far plus remaining kimg x measured "
                "sec/kimg x the current price.", "none",
                [Query(f"sum(stylegan_run_projected_cost{{{MONEY}}})", "projected")]),
@@ -283,15 +290,11 @@ def cost_dashboard() -> dashboard.Dashboard:
               "added up per namespace.", "none",
               [Query(by_run("sum", "stylegan_run_cost_total", MONEY, "namespace"),
                      "{{namespace}}")]),
-        dashed(graph("Burn rate ($currency per hour)", "Solid: what the running pods cost "
-                     "per hour now (the operator's figure). Dashed: how fast the cost counter "
-                     "really grew.", "none", [
-                         Query(by_run("sum", "stylegan_run_burn_rate", MONEY),
-                               RUN_LEGEND + " now"),
-                         Query(f"3600 * sum by ({BY_RUN}) "
-                               f"(rate(stylegan_run_cost_total{{{MONEY}}}[$__rate_interval]))",
-                               RUN_LEGEND + " measured"),
-                     ]), ".* measured"),
+        graph("Burn rate ($currency per hour)", "How fast each run's cost grew, per hour "
+              f"(rate over {SPEED_WINDOW}).", "none", [
+                  Query(f"3600 * sum by ({BY_RUN}) "
+                        f"(rate(stylegan_run_cost_total{{{MONEY}}}[{SPEED_WINDOW}]))"),
+              ]),
         dashed(graph("Projected total against budget ($currency)", "Solid: cost so far plus "
                      "the projected rest of the run. Dashed: the run's budget.", "none", [
                          Query(projected, RUN_LEGEND + " projected"),
@@ -334,7 +337,9 @@ def cost_dashboard() -> dashboard.Dashboard:
 
 
 def training_dashboard() -> dashboard.Dashboard:
-    kimg = by_run("max", "stylegan_run_kimg")
+    kimg = by_run("max", "stylegan_run_kimg_total")
+    trainer_speed = (f"max by ({BY_RUN}) "
+                     f"(rate(stylegan_trainer_kimg_total{{{RUN}}}[{SPEED_WINDOW}]))")
     target = by_run("max", "stylegan_run_target_kimg")
     phase_names = {str(i): ValueMappingResult(text=name, color=PHASE_COLOURS.get(name, GREY),
                                               index=i)
@@ -359,17 +364,18 @@ def training_dashboard() -> dashboard.Dashboard:
                      "operator's figure, the trainer's live one, and the target (dashed).",
                      "none", [
                          Query(kimg, RUN_LEGEND),
-                         Query(by_run("max", "stylegan_trainer_kimg"), RUN_LEGEND + " trainer"),
+                         Query(by_run("max", "stylegan_trainer_kimg_total"),
+                               RUN_LEGEND + " trainer"),
                          Query(target, RUN_LEGEND + " target"),
                      ]), ".* target"),
-        graph("Seconds per kimg", "Wall seconds per thousand real images over the last "
-              "tick.", "s", [Query(by_run("max", "stylegan_trainer_seconds_per_kimg"))],
-              width=6),
-        dashed(graph("Images per second", "Solid: the trainer's figure. Dashed: from the "
-                     "growth of the run's kimg.", "none", [
-                         Query(by_run("max", "stylegan_trainer_images_per_second")),
+        graph("Seconds per kimg", "Wall seconds per thousand real images, from the "
+              f"trainer's kimg counter over {SPEED_WINDOW}.", "s",
+              [Query(f"1 / {trainer_speed}")], width=6),
+        dashed(graph("Images per second", "Solid: from the trainer's kimg counter. Dashed: "
+                     "from the run's kimg as the operator reports it.", "none", [
+                         Query(f"1000 * {trainer_speed}"),
                          Query(f"1000 * max by ({BY_RUN}) "
-                               f"(deriv(stylegan_run_kimg{{{RUN}}}[$__rate_interval]))",
+                               f"(rate(stylegan_run_kimg_total{{{RUN}}}[{SPEED_WINDOW}]))",
                                RUN_LEGEND + " from kimg"),
                      ], width=6), ".* from kimg"),
     ]

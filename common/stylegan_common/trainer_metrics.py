@@ -1,14 +1,21 @@
-"""The trainer's Prometheus gauges: the metric names both programs agree on (DESIGN.md).
+"""The trainer's Prometheus metrics: the names both programs agree on (DESIGN.md).
 
 Rank 0 of the trainer sets and serves them (``stylegan_trainer.report.metrics_export``); the
-operator's dashboards, alerts and tests read the same definitions, so a renamed gauge fails
-there first. Names: ``stylegan_trainer_seconds_per_kimg``, ``stylegan_trainer_kimg``,
-``stylegan_trainer_images_per_second``, ``stylegan_trainer_loss{name}``,
-``stylegan_trainer_augment_p`` and ``stylegan_trainer_gpu_memory_bytes``; the run's
-``namespace``/``run`` labels are added by Prometheus from the pod's labels when it scrapes.
+operator's dashboards, alerts and tests read the same definitions, so a renamed metric fails
+there first. Names: ``stylegan_trainer_kimg_total`` (a counter: the training position in
+thousands of real images, from the resumed checkpoint on), ``stylegan_trainer_loss{name}``,
+``stylegan_trainer_augment_p``, ``stylegan_trainer_gpu_memory_bytes`` and
+``stylegan_trainer_build_info{version, torch_version}``; the run's ``namespace``/``run``
+labels are added by Prometheus from the pod's labels when it scrapes.
 
-The gauges live on their own registry, never on prometheus_client's global one, so the
-endpoint shows only these and tests stay isolated. Imports neither program, nor torch.
+No rate is precomputed (Prometheus convention): speed is
+``rate(stylegan_trainer_kimg_total[15m])`` kimg per second, and its inverse the seconds per
+kimg. Each attempt is a new pod, so a resumed run starts a new series rather than resetting
+an old one. The window should span a few ticks, since the counter moves once a tick.
+
+The metrics live on their own registry, never on prometheus_client's global one, so the
+endpoint shows only these and tests stay isolated. Imports neither program, nor torch (its
+version is read from the installed distribution's metadata).
 """
 
 
@@ -16,9 +23,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from importlib import metadata
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from stylegan_common.errors import ConfigError
 
@@ -43,20 +51,34 @@ def finite_or_none(value: float | None) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def installed_version(distribution: str) -> str:
+    """The installed version of a distribution, ``unknown`` when it is not installed."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 class TrainerMetrics:
-    """The trainer's gauges (rank 0 serves them); values that are None are left as they were."""
+    """The trainer's metrics (rank 0 serves them); values that are None are left as they were."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.seconds_per_kimg = Gauge(
-            "stylegan_trainer_seconds_per_kimg",
-            "Wall seconds per thousand real images over the last tick.",
+        self.build_info = Gauge(
+            "stylegan_trainer_build_info",
+            "Always 1: the trainer's version and the torch it runs on.",
+            ["version", "torch_version"],
             registry=r,
         )
-        self.kimg = Gauge("stylegan_trainer_kimg", "Thousands of real images shown.", registry=r)
-        self.images_per_second = Gauge(
-            "stylegan_trainer_images_per_second", "Real images shown per second.", registry=r
+        self.build_info.labels(
+            version=installed_version("stylegan-operator"),
+            torch_version=installed_version("torch"),
+        ).set(1)
+        self.kimg = Counter(
+            "stylegan_trainer_kimg",
+            "Training position in thousands of real images shown (from the resumed checkpoint).",
+            registry=r,
         )
         self.loss = Gauge(
             "stylegan_trainer_loss",
@@ -72,21 +94,22 @@ class TrainerMetrics:
             "Peak GPU memory allocated since the last tick.",
             registry=r,
         )
+        self._kimg = 0.0
 
     def update(
         self,
         *,
         kimg: float | None = None,
-        sec_per_kimg: float | None = None,
-        images_per_second: float | None = None,
         losses: Mapping[str, float] | None = None,
         augment_p: float | None = None,
         gpu_memory_bytes: float | None = None,
     ) -> None:
+        position = finite_or_none(kimg)
+        if position is not None and position > self._kimg:
+            # A counter only goes up: it moves by the images trained since the last tick.
+            self.kimg.inc(position - self._kimg)
+            self._kimg = position
         for gauge, value in (
-            (self.kimg, kimg),
-            (self.seconds_per_kimg, sec_per_kimg),
-            (self.images_per_second, images_per_second),
             (self.augment_p, augment_p),
             (self.gpu_memory_bytes, gpu_memory_bytes),
         ):

@@ -39,7 +39,7 @@ import kopf
 import yaml
 
 from stylegan_operator.api.names import GROUP, PLURAL, VERSION
-from stylegan_operator.controller import metrics
+from stylegan_operator.controller import health, metrics
 from stylegan_operator.cost.pricing import PriceCatalog
 from stylegan_operator.kube.client import Kube, KubeError
 from stylegan_operator.reconcile import render
@@ -154,6 +154,11 @@ class _State:
             self.kube = Kube.from_environment()
         return self.kube
 
+    def queue_depth(self) -> tuple[int, int]:
+        """(runs with a reconcile waiting, runs being reconciled) for /metrics."""
+        with self.lock:
+            return len(self.pending), len(self.running)
+
     def config(self) -> LifecycleConfig:
         if self.decisions is None:
             self.decisions = CONFIG.lifecycle_config()
@@ -184,7 +189,7 @@ def reconcile(
         STATE.running.add(key)
     try:
         while True:
-            plan = _reconcile_once(namespace, name, logger, pods)
+            plan = _timed_reconcile_once(namespace, name, logger, pods)
             with STATE.lock:
                 more = STATE.pending.pop(key, None)
                 if more is None:
@@ -196,6 +201,24 @@ def reconcile(
             STATE.running.discard(key)
             STATE.pending.pop(key, None)
         raise
+
+
+def _timed_reconcile_once(
+    namespace: str, name: str, logger: kopf.Logger, pods: list[Mapping[str, Any]],
+) -> Plan | None:
+    """:func:`_reconcile_once`, timed and counted on the operator's health metrics."""
+    started = time.monotonic()
+    outcome = "error"
+    try:
+        plan = _reconcile_once(namespace, name, logger, pods)
+        outcome = "ok"
+        return plan
+    except KubeError as exc:
+        metrics.HEALTH.count_api_error(exc.status)
+        outcome = "transient" if exc.transient else "error"
+        raise
+    finally:
+        metrics.HEALTH.observe_reconcile(time.monotonic() - started, outcome)
 
 
 def _remember_disrupted(key: tuple[str, str], pods: Iterable[Mapping[str, Any]]) -> list[Any]:
@@ -300,6 +323,8 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
             CONFIG.metrics_port, addr=CONFIG.metrics_address, registry=metrics.REGISTRY
         )
         logger.info("serving /metrics on %s:%d", CONFIG.metrics_address, CONFIG.metrics_port)
+    health.count_watch_restarts(metrics.HEALTH)
+    metrics.HEALTH.watch_queue(STATE.queue_depth)
     STATE.config()  # a bad price catalog stops the start-up, not the first reconcile
 
 

@@ -13,6 +13,11 @@ highest value it has exported for each series and never exports less, so a count
 goes down even if a total is recomputed lower or an exchange rate drops. Forgetting a
 deleted run (:func:`remove_run`) drops all its series at once.
 
+No rate is precomputed: what a run spends per hour is
+``rate(stylegan_run_cost_total[10m]) * 3600`` and its speed ``rate(stylegan_run_kimg_total[15m])``
+(windows of several reconcile intervals, since the totals move once per reconcile). Prices
+(``stylegan_run_price_per_gpu_hour``) are gauges in the unit clouds publish them in.
+
 Times are Unix timestamps, not ages, as Prometheus convention has it: a timestamp needs no
 update between reconciles and stays true when the operator stops updating it; a query takes
 the age as ``time() - stylegan_run_last_checkpoint_timestamp_seconds``.
@@ -20,8 +25,8 @@ the age as ``time() - stylegan_run_last_checkpoint_timestamp_seconds``.
 Everything registers on a dedicated :data:`REGISTRY`, never on prometheus_client's global
 one, so tests build their own and stay isolated. :class:`TrainerMetrics` is the trainer's
 side (rank 0 exposes it from its own process): it lives in
-``stylegan_trainer.report.metrics_export`` and is re-exported here; it imports neither torch nor
-kopf.
+``stylegan_common.trainer_metrics`` and is re-exported here; it imports neither torch nor
+kopf. The operator's own health (:data:`HEALTH`) is described in ``health``.
 """
 
 from __future__ import annotations
@@ -37,11 +42,12 @@ from prometheus_client.registry import Collector
 # The trainer's gauges live with the trainer (its rank 0 serves them); re-exported here so
 # the operator's dashboards and tests describe both sides from one module.
 from stylegan_common.trainer_metrics import TrainerMetrics, finite_or_none
+from stylegan_operator.controller.health import OperatorHealth
 from stylegan_operator.cost.pricing import USD
 from stylegan_operator.reconcile.plan import RunSample
 
 __all__ = [
-    "PHASES", "REGISTRY", "RUN_METRICS", "RunCollector", "RunMetrics", "RunSample",
+    "HEALTH", "PHASES", "REGISTRY", "RUN_METRICS", "RunCollector", "RunMetrics", "RunSample",
     "TrainerMetrics", "remove_run", "update_run",
 ]  # fmt: skip
 
@@ -126,11 +132,6 @@ class RunCollector(Collector):
                 labels=[*RUN_LABELS, "gpu_type", "currency"],
             ),
             GaugeMetricFamily(
-                "stylegan_run_burn_rate",
-                "Money per hour the run's running pods cost right now.",
-                labels=money,
-            ),
-            GaugeMetricFamily(
                 "stylegan_run_projected_cost",
                 "Cost so far plus remaining kimg x measured sec/kimg x current price.",
                 labels=money,
@@ -141,9 +142,10 @@ class RunCollector(Collector):
                 "Seconds of training left at the measured speed.",
                 labels=list(RUN_LABELS),
             ),
-            GaugeMetricFamily(
+            CounterMetricFamily(
                 "stylegan_run_kimg",
-                "Thousands of real images shown so far.",
+                "Thousands of real images trained so far (the highest reached: work lost to a "
+                "failure is redone, not counted twice).",
                 labels=list(RUN_LABELS),
             ),
             GaugeMetricFamily(
@@ -203,9 +205,6 @@ class RunCollector(Collector):
         for code, factor in currencies:
             counter("stylegan_run_cost", (*run, code), sample.spend.cost_usd * factor)
             counter("stylegan_run_lost_work_cost", (*run, code), sample.lost_work_cost_usd * factor)
-            gauge(
-                "stylegan_run_burn_rate", (*run, code), sample.spend.burn_rate_usd_per_hour * factor
-            )
             for gpu_type, price in sorted(prices.items()):
                 gauge("stylegan_run_price_per_gpu_hour", (*run, gpu_type, code), price * factor)
             if projected is not None:
@@ -214,7 +213,7 @@ class RunCollector(Collector):
                 gauge("stylegan_run_budget", (*run, code), sample.budget_usd * factor)
         if sample.projection and sample.projection.remaining_seconds is not None:
             gauge("stylegan_run_eta_seconds", run, sample.projection.remaining_seconds)
-        gauge("stylegan_run_kimg", run, sample.kimg)
+        counter("stylegan_run_kimg", run, sample.kimg)
         gauge("stylegan_run_target_kimg", run, sample.target_kimg)
         if sample.last_checkpoint_time is not None:
             gauge(
@@ -252,6 +251,8 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 """The operator's registry (not prometheus_client's global one)."""
 
 RUN_METRICS = RunMetrics(REGISTRY)
+HEALTH = OperatorHealth(REGISTRY)
+"""The operator's own health (reconciles, API errors, watches, queue): see ``health``."""
 
 
 def update_run(sample: RunSample, metrics: RunMetrics = RUN_METRICS) -> None:

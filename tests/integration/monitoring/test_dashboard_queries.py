@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import urllib.request
 from collections.abc import Callable
 from functools import partial
@@ -43,7 +44,7 @@ from tests.integration.monitoring.conftest import (
     RESTARTED_RUN,
     OperatorOnCluster,
 )
-from tests.support import ROOT, Kubectl, Prometheus, wait_for
+from tests.support import ROOT, Kubectl, Prometheus, require_binary, wait_for
 
 RULES = ROOT / "monitoring" / "alerts.yaml"
 SCRAPES_WITH_NEW_VALUES = 3
@@ -106,8 +107,8 @@ def prometheus(module_prometheus_factory: Callable[[dict], Prometheus],
     for _ in range(SCRAPES_WITH_NEW_VALUES):
         kimg = metrics_source.advance()
         # Both exporters' new values stored: the operator's and a trainer's.
-        wait_for(partial(prom.query, f"stylegan_trainer_kimg == {kimg} "
-                                     f"and on (namespace, run) stylegan_run_kimg == {kimg}"),
+        wait_for(partial(prom.query, f"stylegan_trainer_kimg_total == {kimg} "
+                                     f"and on (namespace, run) stylegan_run_kimg_total == {kimg}"),
                  timeout=30, what=f"Prometheus to scrape kimg {kimg}")
     return prom
 
@@ -164,7 +165,7 @@ def test_alert_rules_evaluate_and_the_over_budget_run_alerts(prometheus: Prometh
     groups = cast(list[dict], wait_for(lambda: get_json(prometheus, "/api/v1/rules")["groups"],
                                        timeout=30, what="rule groups loaded"))
     in_file = sum(len(group["rules"]) for group in yaml.safe_load(RULES.read_text())["groups"])
-    assert in_file == 5 and sum(len(group["rules"]) for group in groups) == in_file
+    assert in_file == 7 and sum(len(group["rules"]) for group in groups) == in_file
 
     def rule_health() -> dict[str, str]:
         return {rule["name"]: rule["health"]
@@ -228,3 +229,43 @@ def test_the_failed_attempt_shows_as_a_restart_and_its_lost_work(
     assert lost[(RESTARTED_RUN, "USD")] == pytest.approx(LOST_WORK_USD) == 544.0
     assert lost[(RESTARTED_RUN, "JPY")] == pytest.approx(LOST_WORK_USD * JPY_PER_USD)
     assert lost[(OVER_BUDGET_RUN, "USD")] == 0.0
+
+
+def _lint(text: str) -> str:
+    """What ``promtool check metrics`` says about an exposition ('' when it is clean)."""
+    result = subprocess.run([require_binary("promtool"), "check", "metrics"], input=text,
+                            capture_output=True, text=True, timeout=60)
+    problems = (result.stdout + result.stderr).strip()
+    assert (result.returncode == 0) == (not problems), problems
+    return problems
+
+
+def test_promtool_finds_no_problem_on_either_metrics_endpoint(
+        prometheus: Prometheus, metrics_source: OperatorOnCluster) -> None:
+    """Both real /metrics endpoints, as Prometheus scraped them, pass promtool's linter; a
+    badly named counter in the same text does not, so the check can fail."""
+    assert metrics_source.operator is not None
+    operator = _get(f"http://127.0.0.1:{metrics_source.operator.metrics_port}/metrics")
+    trainers = [_get(f"http://127.0.0.1:{t.port}/metrics")
+                for t in metrics_source.trainers.values()]
+    for text in (operator, *trainers):
+        assert _lint(text) == ""
+    assert "counter metrics should have" in _lint(
+        operator + "# HELP stylegan_run_oops x\n# TYPE stylegan_run_oops counter\n"
+                   "stylegan_run_oops 1\n")
+    # Who produced the series, and the operator's own health, are on the same page.
+    assert 'stylegan_operator_build_info{' in operator
+    assert all("stylegan_trainer_build_info{" in text for text in trainers)
+    ok = re.search(r'^stylegan_operator_reconcile_duration_seconds_count\{outcome="ok"\} (\S+)$',
+                   operator, flags=re.M)
+    assert ok and float(ok.group(1)) > 0, "no successful reconcile counted"
+    for name in ("stylegan_operator_reconcile_errors_total",
+                 "stylegan_operator_api_request_errors_total",
+                 "stylegan_operator_watch_restarts_total",
+                 "stylegan_operator_reconcile_queue_depth"):
+        assert f"# TYPE {name} " in operator, name
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()

@@ -344,11 +344,24 @@ def test_prometheus_rule_ships_the_tested_alerts_and_passes_promtool(tmp_path: P
     groups = {g["name"]: g["rules"] for g in rule["spec"]["groups"]}
     for group in shipped:  # the tested rules, untouched (their {{ $labels }} included)
         assert groups[group["name"]] == group["rules"]
-    assert {r["alert"] for r in groups["stylegan-operator"]} == {
-        "StyleGANRunFailed", "StyleGANOperatorDown"}
+    assert {r["alert"] for r in groups["stylegan-operator"]} == {"StyleGANOperatorDown"}
     down = next(r for r in groups["stylegan-operator"] if r["alert"] == "StyleGANOperatorDown")
     assert 'job="stylegan-operator-metrics", namespace="stylegan-system"' in down["expr"]
     assert groups["stylegan-additional"][0]["record"] == "namespace:stylegan_run_cost_usd:sum"
+
+
+def test_runbook_base_url_replaces_the_page_path_of_every_alert() -> None:
+    base = "https://wiki.example/ml/stylegan-runbooks"
+    rule = find(render_set("monitoring", sets=[
+        f"monitoring.prometheusRule.runbookBaseUrl={base}/"]), "PrometheusRule")
+    alerts = [r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    assert len(alerts) >= 8
+    for alert in alerts:
+        assert alert["annotations"]["runbook_url"] == f"{base}#{alert['alert'].lower()}"
+    # Without it the links stay relative to the repository, as the tested file has them.
+    plain = find(render_set("monitoring"), "PrometheusRule")
+    assert all(r["annotations"]["runbook_url"].startswith("docs/runbooks.md#")
+               for g in plain["spec"]["groups"] for r in g["rules"] if "alert" in r)
 
 
 def test_service_monitor_keeps_the_runs_labels() -> None:

@@ -8,6 +8,7 @@ file, and promtool must then fail: every alert has a case where it fires.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def test_promtool_unit_tests_pass() -> None:
 def test_the_expected_alerts_exist() -> None:
     assert sorted(ALERT_NAMES) == sorted([
         "StyleGANRunProjectedOverBudget", "StyleGANRunBudgetNearlySpent",
-        "StyleGANRunStalled", "StyleGANRunRestartingOften", "StyleGANRunNoRecentCheckpoint"])
+        "StyleGANRunStalled", "StyleGANRunRestartingOften", "StyleGANRunNoRecentCheckpoint",
+        "StyleGANRunLossNotFinite", "StyleGANRunFailed"])
 
 
 @pytest.mark.parametrize("alert", ALERT_NAMES)
@@ -95,7 +97,17 @@ def test_rules_name_the_run_and_say_what_to_do(rule: dict) -> None:
     assert "$labels.run" in rule["annotations"]["summary"]
     assert rule["annotations"]["description"].strip()
     # Every alert keeps the run's identity: it aggregates by, or matches on, namespace+run.
-    assert "(namespace, run)" in rule["expr"]
+    assert "(namespace, run" in rule["expr"]
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=ALERT_NAMES)
+def test_every_alert_links_its_runbook_section(rule: dict) -> None:
+    """``runbook_url`` points at a section of docs/runbooks.md that exists."""
+    url = rule["annotations"]["runbook_url"]
+    page, _, anchor = url.partition("#")
+    assert page == "docs/runbooks.md" and anchor == rule["alert"].lower()
+    headings = re.findall(r"^## (\S+)", (ROOT / page).read_text(), flags=re.M)
+    assert rule["alert"] in headings, f"docs/runbooks.md has no '## {rule['alert']}' section"
 
 
 def test_a_checkpoint_age_metric_if_exported_is_alerted_on() -> None:

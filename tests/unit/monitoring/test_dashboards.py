@@ -74,7 +74,8 @@ def test_check_mode_passes_on_a_fresh_copy_and_fails_on_each_kind_of_drift(
     assert dashboards.main(["--check", "--out", str(out)]) == 0
 
     cost = out / "stylegan-cost.json"
-    cost.write_text(cost.read_text().replace("stylegan_run_burn_rate", "stylegan_run_burn"))
+    text = cost.read_text()
+    cost.write_text(text.replace("stylegan_run_projected_cost", "stylegan_run_projected"))
     assert dashboards.main(["--check", "--out", str(out)]) == 1
     assert "stylegan-cost.json: differs" in capsys.readouterr().err
 
@@ -180,7 +181,7 @@ def test_every_query_follows_the_selection_and_uses_defined_variables(
     selectors = re.findall(r"stylegan_\w+(\{[^}]*\})?", expr)
     assert selectors and all('namespace=~"$namespace"' in s and 'run=~"$run"' in s
                              for s in selectors), f"{title}: a selector ignores $namespace/$run"
-    money = {"stylegan_run_cost_total", "stylegan_run_burn_rate", "stylegan_run_projected_cost",
+    money = {"stylegan_run_cost_total", "stylegan_run_projected_cost",
              "stylegan_run_budget", "stylegan_run_lost_work_cost_total",
              "stylegan_run_price_per_gpu_hour"}
     if metric_names_in(expr) & money:
@@ -193,18 +194,24 @@ def test_the_queries_cover_what_the_issue_asks_for() -> None:
         return set().union(*(metric_names_in(expr) for _, expr in targets(load(name))))
 
     assert used("stylegan-cost") >= {
-        "stylegan_run_cost_total", "stylegan_run_burn_rate", "stylegan_run_projected_cost",
-        "stylegan_run_budget", "stylegan_run_gpu_seconds_total",
-        "stylegan_run_lost_work_cost_total"}
+        "stylegan_run_cost_total", "stylegan_run_projected_cost", "stylegan_run_budget",
+        "stylegan_run_gpu_seconds_total", "stylegan_run_lost_work_cost_total"}
     assert used("stylegan-training") >= {
-        "stylegan_run_kimg", "stylegan_run_target_kimg", "stylegan_trainer_seconds_per_kimg",
-        "stylegan_trainer_images_per_second", "stylegan_trainer_loss",
+        "stylegan_run_kimg_total", "stylegan_run_target_kimg", "stylegan_trainer_kimg_total",
+        "stylegan_trainer_loss",
         "stylegan_trainer_augment_p", "stylegan_run_restarts_total",
         "stylegan_run_preemptions_total", "stylegan_run_phase"}
     cost_sums = [expr for _, expr in targets(load("stylegan-cost"))
                  if "stylegan_run_cost_total" in expr]
     assert any("by (namespace, run)" in e for e in cost_sums)
     assert any("by (namespace)" in e for e in cost_sums)
+    # Burn rate and speed come from rate() of the counters: the exporters precompute none.
+    assert any(e.startswith("3600 * sum") and "rate(stylegan_run_cost_total" in e
+               for e in cost_sums)
+    speeds = [expr for _, expr in targets(load("stylegan-training"))
+              if "rate(stylegan_trainer_kimg_total" in expr]
+    assert any(e.startswith("1 / ") for e in speeds) and any(e.startswith("1000 * ")
+                                                              for e in speeds)
 
 
 def test_phase_timeline_maps_every_phase_to_its_name() -> None:

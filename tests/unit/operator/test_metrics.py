@@ -91,16 +91,15 @@ def test_run_metrics_have_the_design_names_types_and_labels() -> None:
         "stylegan_run_restarts",
         "stylegan_run_preemptions",
         "stylegan_run_lost_work_cost",
+        "stylegan_run_kimg",
     ):
         assert kinds[name] == "counter"
         assert f"{name}_total" in got
     for name in (
         "stylegan_run_price_per_gpu_hour",
-        "stylegan_run_burn_rate",
         "stylegan_run_projected_cost",
         "stylegan_run_budget",
         "stylegan_run_eta_seconds",
-        "stylegan_run_kimg",
         "stylegan_run_target_kimg",
         "stylegan_run_phase",
     ):
@@ -117,11 +116,10 @@ def test_run_metrics_have_the_design_names_types_and_labels() -> None:
     assert price[labels(**RUN, gpu_type="nvidia-tesla-v100", currency="JPY")] == pytest.approx(
         270.32
     )
-    assert got["stylegan_run_burn_rate"][labels(**RUN, currency="USD")] == pytest.approx(19.84)
     assert got["stylegan_run_projected_cost"][labels(**RUN, currency="USD")] == 250.0
     assert got["stylegan_run_budget"][labels(**RUN, currency="JPY")] == pytest.approx(54500)
     assert got["stylegan_run_eta_seconds"] == {labels(**RUN): 36000.0}
-    assert got["stylegan_run_kimg"] == {labels(**RUN): 1200.5}
+    assert got["stylegan_run_kimg_total"] == {labels(**RUN): 1200.5}
     assert got["stylegan_run_target_kimg"] == {labels(**RUN): 25000.0}
     assert got["stylegan_run_restarts_total"] == {labels(**RUN): 2.0}
     assert got["stylegan_run_preemptions_total"] == {labels(**RUN): 1.0}
@@ -171,7 +169,7 @@ def test_missing_values_are_left_out_never_nan() -> None:
     got = scrape(metrics)
     assert "stylegan_run_eta_seconds" not in got
     assert "stylegan_run_budget" not in got
-    assert "stylegan_run_kimg" not in got and "stylegan_run_target_kimg" not in got
+    assert "stylegan_run_kimg_total" not in got and "stylegan_run_target_kimg" not in got
     assert all(not math.isnan(v) for series in got.values() for v in series.values())
 
 
@@ -223,18 +221,17 @@ def test_trainer_metrics_names_units_and_labels() -> None:
     metrics = TrainerMetrics()
     metrics.update(
         kimg=12.0,
-        sec_per_kimg=17.55,
-        images_per_second=57.0,
         losses={"G": 1.5, "D": 0.4},
         augment_p=0.12,
         gpu_memory_bytes=6.2 * 2**30,
     )
     metrics.update(kimg=None, augment_p=float("nan"))  # None and NaN leave values as they were
     got = scrape(metrics)
-    assert got["stylegan_trainer_kimg"] == {(): 12.0}
-    assert got["stylegan_trainer_seconds_per_kimg"] == {(): 17.55}
-    assert got["stylegan_trainer_images_per_second"] == {(): 57.0}
+    assert got["stylegan_trainer_kimg_total"] == {(): 12.0}
     assert got["stylegan_trainer_augment_p"] == {(): 0.12}
     assert got["stylegan_trainer_gpu_memory_bytes"] == {(): pytest.approx(6.2 * 2**30)}
     assert got["stylegan_trainer_loss"] == {(("name", "D"),): 0.4, (("name", "G"),): 1.5}
-    assert set(types(metrics).values()) == {"gauge"}
+    assert types(metrics)["stylegan_trainer_kimg"] == "counter"
+    assert {t for n, t in types(metrics).items() if n != "stylegan_trainer_kimg"} == {"gauge"}
+    info = got["stylegan_trainer_build_info"]
+    assert list(info.values()) == [1.0] and dict(next(iter(info)))["torch_version"]

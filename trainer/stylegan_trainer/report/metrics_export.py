@@ -1,13 +1,13 @@
-"""Rank 0's Prometheus endpoint: the trainer's gauges, set from every tick's report.
+"""Rank 0's Prometheus endpoint: the trainer's metrics, set from every tick's report.
 
 ``stylegan train --metrics-port N`` (option ``metrics_port``; 0, the default, is off) makes
 rank 0 serve ``/metrics`` on port N; the operator's pods set 9400, the container port named
 ``metrics`` that the chart's PodMonitor scrapes. The other ranks serve nothing: their
 numbers are rank 0's (every figure of a tick is reduced over the ranks first).
 
-The gauges are set from the same :class:`~stylegan_trainer.report.progress.TickReport` that gives
+The metrics are set from the same :class:`~stylegan_trainer.report.progress.TickReport` that gives
 the tick line and ``stats.jsonl``, through a tick hook of the reporter, so the three never
-disagree. The gauges themselves, and their names, are
+disagree. The metrics themselves, and their names, are
 :class:`stylegan_common.trainer_metrics.TrainerMetrics`, which the operator's dashboards and
 tests read too.
 """
@@ -23,7 +23,6 @@ from stylegan_common.trainer_metrics import (
     LOSS_NAMES,
     TrainerMetrics,
     check_port,
-    finite_or_none,
 )
 
 if TYPE_CHECKING:  # progress imports torch; keep this module importable without it
@@ -34,12 +33,8 @@ if TYPE_CHECKING:  # progress imports torch; keep this module importable without
 
 def tick_values(report: TickReport) -> dict[str, Any]:
     """The keyword arguments of :meth:`TrainerMetrics.update` for one tick's report."""
-    speed = finite_or_none(report.sec_per_kimg)
     return {
         "kimg": report.kimg,
-        "sec_per_kimg": speed,
-        # A tick of zero seconds (a clock too coarse) has no meaningful rate: left unset.
-        "images_per_second": 1000.0 / speed if speed else None,
         "losses": {
             short: float(report.stats[key])
             for key, short in LOSS_NAMES.items()
@@ -51,7 +46,7 @@ def tick_values(report: TickReport) -> dict[str, Any]:
 
 
 class MetricsExporter:
-    """A reporter tick hook that sets the gauges, and the HTTP endpoint that serves them.
+    """A reporter tick hook that sets the metrics, and the HTTP endpoint that serves them.
 
     The endpoint stays up after training returns, so a last scrape sees the final tick; it
     runs on a daemon thread and ends with the process, or with :meth:`close`.
