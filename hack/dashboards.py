@@ -10,6 +10,10 @@ chart (``charts/stylegan-operator/dashboards/``), where the chart ships them to 
   losses, ADA's augment p, restarts and preemptions, the age of the last checkpoint, the
   phase over time.
 
+Every time panel carries the :data:`MARKERS` annotations (attempts starting and ending,
+phase changes); money panels show the currency's symbol through per-currency overrides, and
+every panel has a unit.
+
 Rates are PromQL's ``rate()`` of the counters (the exporters precompute none), over
 :data:`SPEED_WINDOW`: the totals move once a reconcile (cost) or once a tick (kimg), so a
 window of a few of those keeps the line from dropping to zero between two updates.
@@ -39,7 +43,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, get_args
 
 from grafana_foundation_sdk.builders import (
     bargauge,
@@ -77,6 +81,7 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableSort,
 )
 
+from stylegan_operator.api.fields import Currency
 from stylegan_operator.controller.metrics import PHASES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +105,15 @@ SPEED_WINDOW = "15m"
 """The rate() window of speed and burn rate: several trainer ticks and reconcile intervals."""
 PHASE_COLOURS = {"Pending": BLUE, "Running": GREEN, "Suspended": GREY, "Restarting": ORANGE,
                  "Succeeded": PURPLE, "Failed": RED}
+
+
+MONEY_UNIT = "money"
+"""A panel of money: unit per currency through :func:`in_currency` (Grafana units cannot
+follow a template variable, so each allowed currency gets an override)."""
+CURRENCY_LEGEND = "{{currency}}"
+"""Money legends end with the series' currency code; the overrides match on it."""
+CURRENCY_UNITS = {code: f"currency{code}" for code in get_args(Currency)}
+"""The ISO codes ``spec.cost.currency`` allows -> Grafana's unit of that currency."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +172,8 @@ def graph(title: str, description: str, unit: str, queries: Sequence[Query], *,
           width: int = 12, height: int = 8) -> timeseries.Panel:
     """A time series panel whose legend is a table with each series' last value."""
     panel = (
-        timeseries.Panel().title(title).description(description).unit(unit)
+        timeseries.Panel().title(title).description(description)
+        .unit("short" if unit == MONEY_UNIT else unit)
         .span(width).height(height)
         .line_width(2).fill_opacity(10).line_interpolation(LineInterpolation.STEP_AFTER)
         .legend(common.VizLegendOptions().display_mode(LegendDisplayMode.TABLE)
@@ -166,14 +181,15 @@ def graph(title: str, description: str, unit: str, queries: Sequence[Query], *,
         .tooltip(common.VizTooltipOptions().mode(TooltipDisplayMode.MULTI)
                  .sort(SortOrder.DESCENDING))
     )
-    return _targets(panel, queries)
+    return _targets(in_currency(panel) if unit == MONEY_UNIT else panel, queries)
 
 
 def single(title: str, description: str, unit: str, queries: Sequence[Query], *,
            width: int = 4, height: int = 4, decimals: int | None = 2) -> stat_panel.Panel:
     """A stat panel showing the latest value, with a sparkline."""
     panel = (
-        stat_panel.Panel().title(title).description(description).unit(unit)
+        stat_panel.Panel().title(title).description(description)
+        .unit("short" if unit == MONEY_UNIT else unit)
         .span(width).height(height)
         .graph_mode(BigValueGraphMode.AREA).text_mode(BigValueTextMode.AUTO)
         .reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
@@ -181,7 +197,7 @@ def single(title: str, description: str, unit: str, queries: Sequence[Query], *,
     )
     if decimals is not None:
         panel.decimals(decimals)
-    return _targets(panel, queries)
+    return _targets(in_currency(panel) if unit == MONEY_UNIT else panel, queries)
 
 
 def share(title: str, description: str, queries: Sequence[Query], *, width: int = 12,
@@ -198,12 +214,67 @@ def share(title: str, description: str, queries: Sequence[Query], *, width: int 
     return _targets(panel, queries)
 
 
+def in_currency(panel: AnyPanel) -> AnyPanel:
+    """Give each money series its currency's unit, matched on the legend's last word."""
+    for code, unit in sorted(CURRENCY_UNITS.items()):
+        panel.override_by_regexp(f".* {code}$|^{code}$",
+                                 [DynamicConfigValue(id_val="unit", value=unit)])
+    return panel
+
+
 def dashed(panel: timeseries.Panel, name_regexp: str) -> timeseries.Panel:
     """Draw the series whose display name matches ``name_regexp`` dashed (targets, limits)."""
     return panel.override_by_regexp(name_regexp, [
         DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}),
         DynamicConfigValue(id_val="custom.fillOpacity", value=0),
     ])
+
+
+# -- annotations -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Marker:
+    """A Prometheus annotation: a mark on every time panel wherever ``expr`` has a series."""
+
+    name: str
+    expr: str
+    colour: str
+    title: str  # Grafana's titleFormat: {{label}} templates
+    text: str
+
+    def query(self) -> dashboard.AnnotationQuery:
+        return (dashboard.AnnotationQuery().name(self.name).datasource(DATASOURCE)
+                .enable(True).icon_color(self.colour).expr(self.expr))
+
+    def prometheus_fields(self) -> dict[str, object]:
+        """What Grafana's Prometheus annotations read beside ``expr`` (the SDK has no
+        builder for them): one point per step where the expression has a series."""
+        return {"step": MARKER_STEP, "titleFormat": self.title, "textFormat": self.text,
+                "tagKeys": "namespace,run", "useValueForTime": False}
+
+
+MARKER_STEP = "1m"
+
+
+def _became(selector: str, labels: str) -> str:
+    """Series of ``stylegan_run_phase{selector}`` that are 1 now and were not one step ago."""
+    now = f"max by ({labels}) (stylegan_run_phase{{{selector}}} == 1)"
+    before = f"max by ({labels}) (stylegan_run_phase{{{selector}}} offset {MARKER_STEP} == 1)"
+    return f"{now}\nunless {before}"
+
+
+MARKERS = (
+    Marker("Attempt started", _became(RUN + ', phase="Running"', BY_RUN), GREEN,
+           RUN_LEGEND + " attempt started", "The run's pods are all Running."),
+    Marker("Attempt ended",
+           f"max by ({BY_RUN}) (stylegan_run_phase{{{RUN}, phase=\"Running\"}} "
+           f"offset {MARKER_STEP} == 1)\nunless max by ({BY_RUN}) "
+           f"(stylegan_run_phase{{{RUN}, phase=\"Running\"}} == 1)",
+           RED, RUN_LEGEND + " attempt ended",
+           "The run left Running (restarting, suspended, succeeded or failed)."),
+    Marker("Phase changes", _became(RUN, BY_RUN + ", phase"), BLUE,
+           RUN_LEGEND + " {{phase}}", "The run's phase became {{phase}}."),
+)
+"""Marks on every dashboard's time panels: attempts starting and ending, and phases."""
 
 
 # -- dashboard skeleton ----------------------------------------------------------------
@@ -247,6 +318,8 @@ def _assemble(title: str, uid: str, description: str,
     )
     for variable in _variables(with_currency):
         board.with_variable(variable)
+    for marker in MARKERS:
+        board.annotation(marker.query())
     panel_id = 0
     for row_title, panels in rows:
         panel_id += 1
@@ -259,47 +332,55 @@ def _assemble(title: str, uid: str, description: str,
 
 # -- the dashboards --------------------------------------------------------------------
 def cost_dashboard() -> dashboard.Dashboard:
-    cost = by_run("sum", "stylegan_run_cost_total", MONEY)
-    budget = by_run("sum", "stylegan_run_budget", MONEY)
-    projected = by_run("sum", "stylegan_run_projected_cost", MONEY)
-    lost = by_run("sum", "stylegan_run_lost_work_cost_total", MONEY)
+    # Money keeps its currency label to the end, so the legend names it and the currency
+    # overrides (:func:`in_currency`) give each value its symbol.
+    run_money = f"{BY_RUN}, currency"
+    cost = by_run("sum", "stylegan_run_cost_total", MONEY, run_money)
+    budget = by_run("sum", "stylegan_run_budget", MONEY, run_money)
+    projected = by_run("sum", "stylegan_run_projected_cost", MONEY, run_money)
+    lost = by_run("sum", "stylegan_run_lost_work_cost_total", MONEY, run_money)
+
+    def total(metric: str, legend: str) -> Query:
+        return Query(by_run("sum", metric, MONEY, "currency"), f"{legend} {CURRENCY_LEGEND}")
+
+    burn_total = (f"3600 * sum by (currency) "
+                  f"(rate(stylegan_run_cost_total{{{MONEY}}}[{SPEED_WINDOW}]))")
     overview: list[Panel] = [
-        single("Cost so far ($currency)", "What the selected runs have cost: every pod of "
-               "every attempt, from binding to its end, at the catalog's prices.", "none",
-               [Query(f"sum(stylegan_run_cost_total{{{MONEY}}})", "cost")]),
-        single("Burn rate ($currency per hour)", "How fast the selected runs' cost grew "
-               f"per hour over the last {SPEED_WINDOW}.", "none",
-               [Query(f"3600 * sum(rate(stylegan_run_cost_total{{{MONEY}}}[{SPEED_WINDOW}]))",
-                      "burn rate")]),
-        single("Projected total ($currency)", "Cost so far plus remaining kimg x measured "
-               "sec/kimg x the current price.", "none",
-               [Query(f"sum(stylegan_run_projected_cost{{{MONEY}}})", "projected")]),
-        single("Budget ($currency)", "The sum of the selected runs' budgets.", "none",
-               [Query(f"sum(stylegan_run_budget{{{MONEY}}})", "budget")]),
+        single("Cost so far", "What the selected runs have cost: every pod of every attempt, "
+               "from binding to its end, at the catalog's prices.", MONEY_UNIT,
+               [total("stylegan_run_cost_total", "cost")]),
+        single("Burn rate per hour", "How fast the selected runs' cost grew per hour over "
+               f"the last {SPEED_WINDOW}.", MONEY_UNIT,
+               [Query(burn_total, f"burn rate {CURRENCY_LEGEND}")]),
+        single("Projected total", "Cost so far plus remaining kimg x measured sec/kimg x the "
+               "current price.", MONEY_UNIT, [total("stylegan_run_projected_cost", "projected")]),
+        single("Budget", "The sum of the selected runs' budgets.", MONEY_UNIT,
+               [total("stylegan_run_budget", "budget")]),
         single("GPU-hours", "GPU-hours the selected runs' pods have held.", "h",
                [Query(f"sum(stylegan_run_gpu_seconds_total{{{RUN}}}) / 3600", "GPU-hours")],
                decimals=1),
-        single("Lost work ($currency)", "Cost of training redone after failures: the kimg "
-               "since the last checkpoint of each failed attempt.", "none",
-               [Query(f"sum(stylegan_run_lost_work_cost_total{{{MONEY}}})", "lost work")]),
+        single("Lost work", "Cost of training redone after failures: the kimg since the last "
+               "checkpoint of each failed attempt.", MONEY_UNIT,
+               [total("stylegan_run_lost_work_cost_total", "lost work")]),
     ]
     over_time: list[Panel] = [
-        graph("Cost by run ($currency)", "Cumulative cost of each run.", "none",
-              [Query(cost)]),
-        graph("Cost by namespace ($currency)", "Cumulative cost of the selected runs, "
-              "added up per namespace.", "none",
-              [Query(by_run("sum", "stylegan_run_cost_total", MONEY, "namespace"),
-                     "{{namespace}}")]),
-        graph("Burn rate ($currency per hour)", "How fast each run's cost grew, per hour "
-              f"(rate over {SPEED_WINDOW}).", "none", [
-                  Query(f"3600 * sum by ({BY_RUN}) "
-                        f"(rate(stylegan_run_cost_total{{{MONEY}}}[{SPEED_WINDOW}]))"),
+        graph("Cost by run", "Cumulative cost of each run.", MONEY_UNIT,
+              [Query(cost, f"{RUN_LEGEND} {CURRENCY_LEGEND}")]),
+        graph("Cost by namespace", "Cumulative cost of the selected runs, added up per "
+              "namespace.", MONEY_UNIT,
+              [Query(by_run("sum", "stylegan_run_cost_total", MONEY, "namespace, currency"),
+                     "{{namespace}} " + CURRENCY_LEGEND)]),
+        graph("Burn rate per hour", "How fast each run's cost grew, per hour (rate over "
+              f"{SPEED_WINDOW}).", MONEY_UNIT, [
+                  Query(f"3600 * sum by ({run_money}) "
+                        f"(rate(stylegan_run_cost_total{{{MONEY}}}[{SPEED_WINDOW}]))",
+                        f"{RUN_LEGEND} {CURRENCY_LEGEND}"),
               ]),
-        dashed(graph("Projected total against budget ($currency)", "Solid: cost so far plus "
-                     "the projected rest of the run. Dashed: the run's budget.", "none", [
-                         Query(projected, RUN_LEGEND + " projected"),
-                         Query(budget, RUN_LEGEND + " budget"),
-                     ]), ".* budget"),
+        dashed(graph("Projected total against budget", "Solid: cost so far plus the "
+                     "projected rest of the run. Dashed: the run's budget.", MONEY_UNIT, [
+                         Query(projected, f"{RUN_LEGEND} projected {CURRENCY_LEGEND}"),
+                         Query(budget, f"{RUN_LEGEND} budget {CURRENCY_LEGEND}"),
+                     ]), ".* budget .*"),
     ]
     budget_rows: list[Panel] = [
         share("Budget spent and projected", "Cost so far and projected total as a share of "
@@ -315,16 +396,17 @@ def cost_dashboard() -> dashboard.Dashboard:
               "pods, every attempt included.", "h",
               [Query(by_run("sum", "stylegan_run_gpu_seconds_total", RUN, BY_RUN + ", gpu_type")
                      + " / 3600", RUN_LEGEND + " {{gpu_type}}")], width=8),
-        graph("GPUs held", "GPU-seconds per second: how many GPUs each run holds.", "none",
+        graph("GPUs held", "GPU-seconds per second: how many GPUs each run holds.", "short",
               [Query(f"sum by ({BY_RUN}, gpu_type) "
                      f"(rate(stylegan_run_gpu_seconds_total{{{RUN}}}[$__rate_interval]))",
                      RUN_LEGEND + " {{gpu_type}}")], width=8),
-        graph("Lost work ($currency)", "Cumulative cost of work lost to failures, per run.",
-              "none", [Query(lost)], width=8),
-        graph("Price per GPU-hour ($currency)", "The price each run is charged per GPU-hour "
-              "(per vCPU-hour for gpu_type cpu).", "none",
+        graph("Lost work", "Cumulative cost of work lost to failures, per run.", MONEY_UNIT,
+              [Query(lost, f"{RUN_LEGEND} {CURRENCY_LEGEND}")], width=8),
+        graph("Price per GPU-hour", "The price each run is charged per GPU-hour (per "
+              "vCPU-hour for gpu_type cpu).", MONEY_UNIT,
               [Query(by_run("max", "stylegan_run_price_per_gpu_hour", MONEY,
-                            BY_RUN + ", gpu_type"), RUN_LEGEND + " {{gpu_type}}")],
+                            f"{BY_RUN}, gpu_type, currency"),
+                     f"{RUN_LEGEND} {{{{gpu_type}}}} {CURRENCY_LEGEND}")],
               width=24, height=6),
     ]
     return _assemble(
@@ -362,7 +444,7 @@ def training_dashboard() -> dashboard.Dashboard:
     speed: list[Panel] = [
         dashed(graph("kimg against target", "Thousands of real images shown: the "
                      "operator's figure, the trainer's live one, and the target (dashed).",
-                     "none", [
+                     "short", [
                          Query(kimg, RUN_LEGEND),
                          Query(by_run("max", "stylegan_trainer_kimg_total"),
                                RUN_LEGEND + " trainer"),
@@ -372,7 +454,7 @@ def training_dashboard() -> dashboard.Dashboard:
               f"trainer's kimg counter over {SPEED_WINDOW}.", "s",
               [Query(f"1 / {trainer_speed}")], width=6),
         dashed(graph("Images per second", "Solid: from the trainer's kimg counter. Dashed: "
-                     "from the run's kimg as the operator reports it.", "none", [
+                     "from the run's kimg as the operator reports it.", "short", [
                          Query(f"1000 * {trainer_speed}"),
                          Query(f"1000 * max by ({BY_RUN}) "
                                f"(rate(stylegan_run_kimg_total{{{RUN}}}[{SPEED_WINDOW}]))",
@@ -381,7 +463,7 @@ def training_dashboard() -> dashboard.Dashboard:
     ]
     health: list[Panel] = [
         graph("Losses", "Latest value of each loss term (a gap is a NaN: the run diverged).",
-              "none", [Query(by_run("max", "stylegan_trainer_loss", RUN, BY_RUN + ", name"),
+              "short", [Query(by_run("max", "stylegan_trainer_loss", RUN, BY_RUN + ", name"),
                              RUN_LEGEND + " {{name}}")], width=8),
         graph("Augment p", "ADA's augmentation probability.", "percentunit",
               [Query(by_run("max", "stylegan_trainer_augment_p"))], width=8),
@@ -389,11 +471,11 @@ def training_dashboard() -> dashboard.Dashboard:
               [Query(by_run("max", "stylegan_trainer_gpu_memory_bytes"))], width=8),
     ]
     failures: list[Panel] = [
-        single("Restarts", "Attempts restarted after a failure.", "none",
+        single("Restarts", "Attempts restarted after a failure.", "short",
                [Query(f"sum(stylegan_run_restarts_total{{{RUN}}})", "restarts")],
                width=4, decimals=0),
         single("Preemptions", "Attempts lost to preemption or disruption (not counted "
-               "against backoffLimit).", "none",
+               "against backoffLimit).", "short",
                [Query(f"sum(stylegan_run_preemptions_total{{{RUN}}})", "preemptions")],
                width=4, decimals=0),
         single("Last checkpoint age", "Time since each run's newest checkpoint was written: "
@@ -404,7 +486,7 @@ def training_dashboard() -> dashboard.Dashboard:
                                            "stylegan_run_last_checkpoint_timestamp_seconds"))],
                width=4, decimals=None)
         .thresholds(_thresholds((None, GREEN), (3600, ORANGE), (CHECKPOINT_STALE_S, RED))),
-        graph("Restarts and preemptions", "Cumulative count of each, per run.", "none", [
+        graph("Restarts and preemptions", "Cumulative count of each, per run.", "short", [
             Query(by_run("max", "stylegan_run_restarts_total"), RUN_LEGEND + " restarts"),
             Query(by_run("max", "stylegan_run_preemptions_total"), RUN_LEGEND + " preemptions"),
         ], height=4),
@@ -429,7 +511,11 @@ DASHBOARDS: dict[str, Callable[[], dashboard.Dashboard]] = {
 # -- output ----------------------------------------------------------------------------
 def to_json(board: dashboard.Dashboard) -> str:
     """The dashboard's JSON: sorted keys, indent 2, trailing newline (deterministic)."""
-    return json.dumps(board.build(), cls=JSONEncoder, sort_keys=True, indent=2) + "\n"
+    data = json.loads(json.dumps(board.build(), cls=JSONEncoder))
+    fields = {marker.name: marker.prometheus_fields() for marker in MARKERS}
+    for annotation in data.get("annotations", {}).get("list", []):
+        annotation.update(fields.get(annotation.get("name"), {}))
+    return json.dumps(data, sort_keys=True, indent=2) + "\n"
 
 
 def render() -> dict[str, str]:

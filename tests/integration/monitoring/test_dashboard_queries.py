@@ -126,7 +126,7 @@ def test_every_panel_query_returns_data(prometheus: Prometheus,
                  what=f"data for {board} / {title}: {query}")
 
     runs = {run for _, run in metrics_source.runs}
-    cost_by_run = fill(next(e for b, t, e in targets if t == "Cost by run ($currency)"),
+    cost_by_run = fill(next(e for b, t, e in targets if t == "Cost by run"),
                        everything)
     assert {s["metric"]["run"] for s in prometheus.query(cost_by_run)} == runs
 

@@ -203,8 +203,8 @@ def test_the_queries_cover_what_the_issue_asks_for() -> None:
         "stylegan_run_preemptions_total", "stylegan_run_phase"}
     cost_sums = [expr for _, expr in targets(load("stylegan-cost"))
                  if "stylegan_run_cost_total" in expr]
-    assert any("by (namespace, run)" in e for e in cost_sums)
-    assert any("by (namespace)" in e for e in cost_sums)
+    assert any("by (namespace, run, currency)" in e for e in cost_sums)
+    assert any("by (namespace, currency)" in e for e in cost_sums)
     # Burn rate and speed come from rate() of the counters: the exporters precompute none.
     assert any(e.startswith("3600 * sum") and "rate(stylegan_run_cost_total" in e
                for e in cost_sums)
@@ -224,3 +224,58 @@ def test_phase_timeline_maps_every_phase_to_its_name() -> None:
     for code, phase in enumerate(PHASES, start=1):
         assert f'{code} * max by (namespace, run) (stylegan_run_phase{{' in expr
         assert f'phase="{phase}"' in expr
+
+
+# -- units, currency and annotations ---------------------------------------------------
+MONEY_METRICS = {"stylegan_run_cost_total", "stylegan_run_projected_cost", "stylegan_run_budget",
+                 "stylegan_run_lost_work_cost_total", "stylegan_run_price_per_gpu_hour"}
+
+
+@pytest.mark.parametrize("name", BOARDS)
+def test_every_panel_has_a_unit_and_money_shows_its_currency(name: str) -> None:
+    for panel in panels(load(name)):
+        if panel["type"] == "state-timeline":
+            continue  # its values are mapped to phase names
+        unit = panel["fieldConfig"]["defaults"].get("unit")
+        assert unit and unit != "none", f"{panel['title']}: no unit"
+        exprs = [t["expr"] for t in panel["targets"]]
+        money = set().union(*(metric_names_in(e) for e in exprs)) & MONEY_METRICS
+        if not money or panel["type"] == "bargauge":  # shares of a budget are percentages
+            continue
+        overrides = {o["matcher"]["options"]: o["properties"][0]["value"]
+                     for o in panel["fieldConfig"]["overrides"]
+                     if o["properties"][0]["id"] == "unit"}
+        for code in ("USD", "EUR", "JPY", "GBP"):
+            unit_of = [u for pattern, u in overrides.items() if re.search(pattern, f"x {code}")]
+            assert unit_of == [f"currency{code}"], f"{panel['title']}: {code} -> {unit_of}"
+        for target in panel["targets"]:
+            assert target["legendFormat"].endswith("{{currency}}"), panel["title"]
+            assert "currency" in re.findall(r"by \(([^)]*)\)", target["expr"])[-1]
+
+
+@pytest.mark.parametrize("name", BOARDS)
+def test_attempts_and_phase_changes_are_marked_on_the_time_panels(name: str) -> None:
+    markers = {a["name"]: a for a in load(name)["annotations"]["list"]}
+    assert {"Attempt started", "Attempt ended", "Phase changes"} <= set(markers)
+    for marker in markers.values():
+        assert marker["datasource"]["uid"] == "${datasource}" and marker["enable"]
+        assert marker["titleFormat"].startswith("{{namespace}}/{{run}}")
+        assert unbalanced(marker["expr"]) is None
+        assert metric_names_in(marker["expr"]) <= exported_metric_names()
+        assert 'namespace=~"$namespace"' in marker["expr"] and 'run=~"$run"' in marker["expr"]
+
+
+def test_marker_queries_are_valid_promql(tmp_path: Path) -> None:
+    """promtool parses each marker's query (with the selection filled in) as a rule."""
+    import yaml
+
+    from tests.support import require_binary
+
+    rules = [{"record": f"stylegan:marker_{i}",
+              "expr": m.expr.replace("$namespace", ".*").replace("$run", ".*")}
+             for i, m in enumerate(dashboards.MARKERS)]
+    path = tmp_path / "markers.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "markers", "rules": rules}]}))
+    result = subprocess.run([require_binary("promtool"), "check", "rules", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
