@@ -4,7 +4,8 @@
   ETA AGE), from the API server through the kubernetes client, like ``kubectl get`` but
   with the cost formatted in the run's currency; ``-o json`` gives the same rows to scripts.
 * ``stylegan logs RUN`` prints the trainer log of rank 0 (the pod of job completion index 0
-  of the run's active attempt), ``--follow`` streams it.
+  of the run's active attempt), ``--follow`` streams it; once that pod is gone, or with
+  ``--attempt N``, the copy rank 0 left beside the checkpoints (:mod:`.attempt_logs`).
 * ``stylegan samples RUN -o FILE`` copies the newest sample grid from the run's checkpoint
   storage (``samples/fakes-<nimg>.png``, written by the trainer's rank 0 next to its
   checkpoints at every snapshot, gs:// included) through
@@ -31,6 +32,12 @@ from typing import Any, Final
 
 import click
 
+from stylegan_operator.cli.attempt_logs import (
+    archived_attempts,
+    last_lines,
+    read_attempt_log,
+    wanted_attempt,
+)
 from stylegan_operator.cli.cluster_client import (
     EXIT_BAD_INPUT,
     EXIT_RETRYABLE,
@@ -287,21 +294,39 @@ def runs_cmd(
 @click.option("--tail", type=click.IntRange(min=0), default=None, help="Only the last N lines.")
 @click.option("-p", "--previous", is_flag=True, help="The log of the container's previous run.")
 @click.option("--timestamps", is_flag=True, help="Prefix each line with its time.")
+@click.option(
+    "--attempt", type=click.IntRange(min=1), default=None, metavar="N",
+    help="The log attempt N left beside the checkpoints (read after its pods are gone).",
+)  # fmt: skip
 @_connection_options
 def logs_cmd(
     run: str, namespace: str | None, follow: bool, tail: int | None, previous: bool,
-    timestamps: bool, kubeconfig: str | None, context: str | None,
+    timestamps: bool, attempt: int | None, kubeconfig: str | None, context: str | None,
 ) -> None:
-    """Print the trainer log of RUN's rank 0 (completion index 0 of the active attempt)."""
+    """Print the trainer log of RUN's rank 0 (completion index 0 of the active attempt).
+
+    When that pod is gone (the attempt failed, was preempted, or the run ended and its Job
+    was deleted), or with --attempt N, the log is read from logs/attempt-<N>/log.txt under
+    spec.checkpoints.uri, where rank 0 copies it at every tick and when it exits.
+    """
+    if attempt is not None and (follow or previous):
+        raise click.UsageError("--attempt reads a finished log: not with --follow/--previous")
     cluster = Cluster.connect(kubeconfig, context)
     ns = namespace or cluster.namespace
     resource = cluster.get_run(ns, run)
+    if attempt is not None:
+        _print_archived_log(resource, f"{ns}/{run}", attempt, tail)
+        return
     job = active_job_name(resource, cluster.run_jobs(ns, run))
-    if job is None:
-        phase = (resource.get("status") or {}).get("phase") or "Pending"
-        raise CommandError(f"run {ns}/{run} has no attempt yet (phase {phase})", EXIT_RETRYABLE)
-    pod = rank0_pod(cluster.job_pods(ns, job))
+    pod = None if job is None else rank0_pod(cluster.job_pods(ns, job))
     if pod is None:
+        if not previous and checkpoint_uri(resource) and wanted_attempt(resource, None):
+            _print_archived_log(resource, f"{ns}/{run}", None, tail)
+            return
+        if job is None:
+            phase = (resource.get("status") or {}).get("phase") or "Pending"
+            raise CommandError(f"run {ns}/{run} has no attempt yet (phase {phase})",
+                               EXIT_RETRYABLE)
         raise CommandError(
             f"run {ns}/{run}: Job {job} has no pod of completion index 0 (yet)", EXIT_RETRYABLE
         )
@@ -361,6 +386,35 @@ def samples_cmd(
         return
     output_path = _fetch_grid(uri, run, output)
     click.echo(f"wrote {output_path}")
+
+
+def _print_archived_log(
+    resource: Mapping[str, Any], where: str, attempt: int | None, tail: int | None
+) -> None:
+    """Print the log an attempt left in the checkpoint storage (the current one for None)."""
+    from stylegan_common.storage import open_storage
+
+    uri = checkpoint_uri(resource)
+    if not uri:
+        raise CommandError(f"run {where} has no spec.checkpoints.uri: its logs stayed in the "
+                           "pods; give spec.checkpoints (gs://... or a claim) to keep them")
+    number = wanted_attempt(resource, attempt)
+    assert number is not None  # the caller checked
+    with _storage_errors(uri):
+        store = open_storage(uri)
+        data = read_attempt_log(store, number)
+        if data is None:
+            kept = archived_attempts(store)
+            raise CommandError(
+                f"run {where}: no log of attempt {number} under {uri}/logs/ (attempts with a "
+                f"log: {', '.join(map(str, kept)) or 'none yet'})",
+                EXIT_BAD_INPUT if attempt is not None and kept else EXIT_RETRYABLE,
+            )
+    if attempt is None:
+        click.echo(f"(the pod of attempt {number} is gone: its log from "
+                   f"{uri}/logs/attempt-{number}/)", err=True)
+    sys.stdout.buffer.write(last_lines(data, tail))
+    sys.stdout.buffer.flush()
 
 
 @contextlib.contextmanager

@@ -2,7 +2,9 @@
 ``checkpoint_uri=gs://...`` leaves every snapshot's grid (and reals.png) under
 ``<uri>/samples/`` as PNGs, kept when the checkpoints are pruned; the real ``stylegan samples``
 CLI reads spec.checkpoints.uri of a StyleGANRun on the real API server and downloads the
-newest grid, lists them all, and keeps its exit codes (75: no grid yet, 64: no such bucket)."""
+newest grid, lists them all, and keeps its exit codes (75: no grid yet, 64: no such bucket).
+The same run leaves rank 0's log and stats under ``<uri>/logs/attempt-<N>/``, and ``stylegan
+logs`` reads them back once the pods are gone."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import torch
 from google.cloud import storage
 
 from stylegan_common.errors import EXIT_CONFIG, EXIT_OK, EXIT_RETRYABLE
-from stylegan_trainer.report.progress import SilentReporter
+from stylegan_trainer.report.progress import Reporter
 from stylegan_trainer.train.loop import Trainer
 from stylegan_trainer.train.options import TrainingOptions
 from tests.integration.chart.conftest import cpu_run
@@ -36,6 +38,7 @@ TINY = {
 BATCH = 4
 STEPS = 3
 FAKES = ["fakes-000000004.png", "fakes-000000008.png", "fakes-000000012.png"]
+ATTEMPT = 2
 GRID_SIZE = (16, 16)  # 4 grid seeds (or the first 4 real images): 2 x 2 cells of 8x8
 
 
@@ -72,6 +75,7 @@ def trained(fake_gcs: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         for key, value in emulator_env(fake_gcs.url).items():
             env.setenv(key, value)
         env.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+        env.setenv("STYLEGAN_ATTEMPT", str(ATTEMPT))  # as the operator sets it in a pod
         run = TrainedRun(new_bucket(storage.Client()), "runs/faces", root / "scratch")
         options = TrainingOptions(
             dataset=str(root / "data"), preset="cpu", resolution=8, batch=BATCH,
@@ -80,7 +84,9 @@ def trained(fake_gcs: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             tick_kimg=0.004, snapshot_kimg=0.004, grid_seeds=4, overrides=dict(TINY),
         )  # fmt: skip
         try:
-            assert Trainer(options, reporter=SilentReporter()).run() == EXIT_OK
+            reporter = Reporter(run.outdir, STEPS * BATCH / 1000, progress_bar="off",
+                                out=io.StringIO())
+            assert Trainer(options, reporter=reporter).run() == EXIT_OK
         finally:
             torch.set_num_threads(threads)
         yield run
@@ -152,3 +158,52 @@ def test_stylegan_samples_fetches_and_lists_the_grids_of_a_gs_run(
     assert "bucket no-such-grids-bucket of gs://no-such-grids-bucket/run does not exist" in (
         lost.stderr
     )
+
+
+def test_a_gs_run_leaves_its_log_and_stats_beside_its_checkpoints(
+    trained: TrainedRun, gcs_client: storage.Client
+) -> None:
+    logs = blobs(gcs_client, trained, f"logs/attempt-{ATTEMPT}")
+    assert sorted(logs) == ["log.txt", "stats.jsonl"]
+    for name, blob in logs.items():  # the final copy, made when the trainer exited
+        assert blob.download_as_bytes() == (trained.outdir / name).read_bytes(), name
+    log = logs["log.txt"].download_as_text()
+    assert " training cpu at 8px" in log.splitlines()[0]
+    assert log.splitlines()[-1].endswith(f"done at kimg {STEPS * BATCH / 1000:.1f}")
+    assert len(logs["stats.jsonl"].download_as_text().splitlines()) == STEPS
+
+
+def test_stylegan_logs_reads_an_attempts_log_after_its_pods_are_gone(
+    trained: TrainedRun, fake_gcs: Any, kubectl: Kubectl, namespace: str, cluster: Any,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    install_crd(kubectl)
+    run = cpu_run("logged", namespace)
+    run["spec"]["checkpoints"] = {"uri": trained.uri, "keep": 1}
+    kubectl.apply(run)
+
+    def stylegan(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(STYLEGAN), "logs", "logged", *args, "-n", namespace, "--kubeconfig",
+             str(cluster.kubeconfig)],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+            env=emulator_env(fake_gcs.url),
+        )  # fmt: skip
+
+    kept = (trained.outdir / "log.txt").read_text()
+    asked = stylegan("--attempt", str(ATTEMPT))
+    assert (asked.returncode, asked.stdout) == (EXIT_OK, kept), asked.stderr
+    last = stylegan("--attempt", str(ATTEMPT), "--tail", "1")
+    assert last.stdout == kept.splitlines(keepends=True)[-1]
+    missing = stylegan("--attempt", "5")
+    assert missing.returncode == EXIT_CONFIG, missing.stderr
+    assert f"no log of attempt 5 under {trained.uri}/logs/ (attempts with a log: 2)" in (
+        missing.stderr)
+    # No Job and no attempt yet: nothing to read anywhere, a retry may find one.
+    assert stylegan().returncode == EXIT_RETRYABLE
+    # The run says it is on attempt 2 but its pods are gone: the archived log answers.
+    kubectl("patch", "styleganrun", "logged", "-n", namespace, "--subresource=status",
+            "--type=merge", "-p", f'{{"status": {{"attempt": {ATTEMPT}}}}}')
+    fallback = stylegan()
+    assert (fallback.returncode, fallback.stdout) == (EXIT_OK, kept), fallback.stderr
+    assert f"the pod of attempt {ATTEMPT} is gone" in fallback.stderr

@@ -7,6 +7,8 @@ Per tick (at least every ``tick_kimg`` thousand images):
   cpumem 1.52  gpumem 0.00  augment 0.041``;
 * one JSON object appended to ``stats.jsonl`` (kimg, timestamp, sec/kimg, losses, augment p,
   ...), the machine-readable history;
+* every line printed, and the error that ended the run, appended to ``log.txt`` with its
+  time (``log_archive`` copies it and ``stats.jsonl`` beside the checkpoints);
 * ``progress.json`` rewritten atomically: ``{kimg, total_kimg, sec_per_kimg, last_checkpoint,
   updated_at, error}``. The operator reads it; any other consumer can be added as a
   :class:`ProgressHook` without touching the loop.
@@ -34,8 +36,9 @@ from typing import Any, Protocol, TextIO
 
 import torch
 
+from stylegan_common.run_files import LOG_FILE, STATS_FILE
+
 PROGRESS_FILE = "progress.json"
-STATS_FILE = "stats.jsonl"
 OPTIONS_FILE = "training_options.json"
 PROGRESS_BAR_MODES = ("auto", "on", "off")
 
@@ -192,11 +195,21 @@ class Reporter:
             )  # fmt: skip
 
     def log(self, message: str) -> None:
-        """A line for the operator of the run (stdout, above the bar)."""
+        """A line for the operator of the run (stdout, above the bar), kept in ``log.txt``."""
         if self._bar is not None:
             self._bar.write(message, file=self.out)
         else:
             print(message, file=self.out, flush=True)
+        self._keep(message)
+
+    def _keep(self, line: str) -> None:
+        """Append ``line`` to outdir/log.txt, the copy that outlives the pod (log_archive)."""
+        try:
+            self.outdir.mkdir(parents=True, exist_ok=True)
+            with open(self.outdir / LOG_FILE, "a", encoding="utf-8") as fh:
+                fh.write(f"{utc_now()} {line}\n")
+        except OSError:
+            pass  # the line is on stdout already; a full scratch disk must not stop training
 
     def advance(self, cur_nimg: int) -> None:
         """Move the bar to ``cur_nimg`` images."""
@@ -225,6 +238,7 @@ class Reporter:
         self.update(last_checkpoint=name, last_checkpoint_at=utc_now())
 
     def error(self, message: str) -> None:
+        self._keep(f"error: {message}")
         self.update(error=message)
 
     def update(self, **changes: Any) -> None:
@@ -260,4 +274,7 @@ class SilentReporter(Reporter):
         return None
 
     def update(self, **changes: Any) -> None:
+        return None
+
+    def _keep(self, line: str) -> None:
         return None

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from stylegan_common.errors import ConfigError
+from stylegan_common.storage import Storage
 from stylegan_trainer.data.dataset import ImageDataset
 from stylegan_trainer.data.loading import BatchLoader, InfiniteSampler
 from stylegan_trainer.model.augment import AdaController, AugmentPipe
@@ -31,6 +32,7 @@ from stylegan_trainer.model.discriminator import Discriminator
 from stylegan_trainer.model.generator import Generator
 from stylegan_trainer.model.loss import StyleGAN2Loss, lazy_regularization_hparams
 from stylegan_trainer.model.networks import build_networks
+from stylegan_trainer.report.log_archive import LogArchive, attempt_from_env
 from stylegan_trainer.report.metrics_export import MetricsExporter
 from stylegan_trainer.report.progress import Reporter, SilentReporter
 from stylegan_trainer.report.status import hooks_from_env as status_hooks
@@ -148,6 +150,19 @@ def attach_metrics(
     metrics = MetricsExporter()
     reporter.tick_hooks.append(metrics)
     return metrics
+
+
+def attach_log_archive(
+    options: TrainingOptions, ctx: DistContext, reporter: Reporter, storage: Storage
+) -> LogArchive | None:
+    """Rank 0 copies its log and stats beside the checkpoints at every tick (and at exit)."""
+    if not ctx.is_main:
+        return None
+    archive = LogArchive(storage, options.outdir, attempt_from_env())
+    if not archive.needed:
+        return None
+    reporter.tick_hooks.append(archive)
+    return archive
 
 
 def build_training_networks(

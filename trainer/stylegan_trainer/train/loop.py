@@ -35,6 +35,7 @@ from stylegan_trainer.model.loss import ema_beta, update_ema
 from stylegan_trainer.report.progress import Reporter
 from stylegan_trainer.train import checkpoint as ckpt
 from stylegan_trainer.train.build import (
+    attach_log_archive,
     attach_metrics,
     build_augment,
     build_loader,
@@ -104,6 +105,7 @@ class Trainer:
         self.storage: Storage = open_storage(options.checkpoint_uri or options.outdir)
         self.reporter = reporter or open_reporter(options, self.ctx, self.total_nimg / 1000)
         self.metrics = attach_metrics(options, self.ctx, self.reporter)
+        self.log_archive = attach_log_archive(options, self.ctx, self.reporter, self.storage)
         self.snapshots = SnapshotWriter(options, self.storage, self.reporter, self.ctx)
         resume_state = load_resume_state(
             options.resume, self.ctx, self.storage, self.network, options.resume_fallback
@@ -277,6 +279,8 @@ class Trainer:
             self.close()
             restore_handler()
             self.reporter.close()
+            if self.log_archive is not None:
+                self.log_archive.publish()  # with the last line: done, stopped or the error
 
     def _begin(self) -> None:
         """Before the first step: serve /metrics, record the options, log the start, reals."""
