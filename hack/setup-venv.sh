@@ -19,7 +19,8 @@ deps="$("$PY" - "$ROOT/pyproject.toml" <<'PYEOF'
 import sys, tomllib
 p = tomllib.load(open(sys.argv[1], "rb"))["project"]
 extras = p["optional-dependencies"]
-print("\n".join(sorted(p["dependencies"] + extras["trainer"] + extras["dev"] + extras["plot"])))
+print("\n".join(sorted(p["dependencies"] + extras["trainer"] + extras["dev"] + extras["plot"]
+                      + extras["tensorboard"])))
 PYEOF
 )"
 key="$(printf '%s' "$deps" | sha256sum | cut -c1-12)"

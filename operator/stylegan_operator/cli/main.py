@@ -53,6 +53,8 @@ COMMANDS: dict[str, Entry] = {
                      "Measure FID/KID, precision, recall.", TRAINER),
     "plot": Entry(f"{_TRAINER_CLI}.plot_commands:plot_cmd",
                   "Plot a run's losses, speed, quality and cost.", TRAINER),
+    "tensorboard": Entry(f"{_TRAINER_CLI}.plot_commands:tensorboard_cmd",
+                         "Export a run's stats as TensorBoard event files.", TRAINER),
     "benchmark": Entry(f"{_TRAINER_CLI}.train_commands:benchmark_cmd",
                        "Measure sec/kimg on this device.", TRAINER),
     "demo": Entry(f"{_TRAINER_CLI}.train_commands:demo_cmd",

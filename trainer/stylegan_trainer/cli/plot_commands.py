@@ -1,6 +1,8 @@
-"""The ``stylegan plot`` command: a run folder's history as one PNG.
+"""``stylegan plot`` and ``stylegan tensorboard``: a run folder's history as one PNG, or as
+TensorBoard event files.
 
-The drawing is ``stylegan_trainer.report.plots``.
+The drawing is ``stylegan_trainer.report.plots``, the export
+``stylegan_trainer.report.tensorboard_export``.
 
 Kept apart from ``sample_commands`` because that module imports torch and a plot needs only
 the run's JSON lines and matplotlib. A missing or empty ``stats.jsonl``, a bad price or a
@@ -58,3 +60,27 @@ def plot_cmd(
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     click.echo(str(written))
+
+
+@click.command("tensorboard")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--logdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Folder for the event files  [default: RUN_DIR/tensorboard]",
+)  # fmt: skip
+def tensorboard_cmd(run_dir: Path, logdir: Path | None) -> None:
+    """Export RUN_DIR's stats.jsonl (and quality.jsonl) as TensorBoard event files.
+
+    RUN_DIR is a trainer's outdir, or a copy of logs/attempt-<N>/ from beside a run's
+    checkpoints. Then: tensorboard --logdir LOGDIR.
+    """
+    from stylegan_trainer.report.tensorboard_export import export_run
+
+    try:
+        done = export_run(run_dir, logdir)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    click.echo(f"wrote {done.ticks} ticks and {done.snapshots} snapshots "
+               f"({len(done.tags)} scalars) to {done.logdir}; view: tensorboard --logdir "
+               f"{done.logdir}")

@@ -27,10 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from stylegan_common.errors import ConfigError
+from stylegan_common.run_files import STATS_FILE
 
-# The name progress.STATS_FILE gives the file; not imported from there because that module
-# imports torch, which a plot does not need.
-STATS_FILE = "stats.jsonl"
 QUALITY_FILE = "quality.jsonl"
 INSTALL_HINT = "pip install 'stylegan-operator[plot]'"
 
