@@ -7,11 +7,12 @@ Objects travel as the plain JSON dicts the API server speaks (camelCase), the sa
 hands back the server's JSON (``ResourceInstance.to_dict()``), where the typed APIs parse
 every reply into generated models (pydantic ones from kubernetes 35 on) that drop the fields
 they do not know and must be turned back into camelCase dicts, and it serves all eight kinds
-below through one create/get/patch/delete instead of one method name per kind and verb. Its
-one cost is discovery: the first call for each kind asks the API server where that kind
-lives (``/api``, ``/apis``, then the group's resource list), once per process, under a lock
-because kopf calls in from several threads. The client also does the configuration loading
-(in-cluster, else KUBECONFIG) and the authentication.
+below through one create/get/patch/delete instead of one method name per kind and verb.
+Its one cost is discovery: the first call for each kind asks the API server where that kind
+lives (the API groups, then that group's resource list), once per process, under a lock
+because kopf calls in from several threads; the client keeps the answers in a file in the
+temporary folder, keyed by the API server's address (an emptyDir in the operator's pod).
+Configuration (in-cluster, else KUBECONFIG) and authentication are the client's too.
 
 Idempotence is kept here: a create that finds the object (409 AlreadyExists) and a delete
 or patch that finds nothing (404) are successes, so applying one plan twice, or after a
