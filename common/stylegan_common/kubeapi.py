@@ -1,52 +1,19 @@
-"""The smallest Kubernetes API client the project needs, shared by the operator and the trainer.
+"""What the operator and the trainer share about the ``kubernetes`` client: reading its errors.
 
-One authenticated request through a ``kubernetes`` ``ApiClient`` that works across client
-versions, and the API server's own message from an error reply. It lives in the trainer
-package because the trainer (rank 0 patching its run's status) is the lower layer; the
-operator imports it from here. Nothing here imports torch.
+Every request goes through the official client (the operator's ``kube.client`` through its
+``DynamicClient``, the trainer's status reporter and the CLI through the typed APIs); nothing
+in the project builds a URL or sends HTTP to the API server itself, and
+``tests/unit/foundation/test_no_raw_api_requests.py`` keeps it so. What is left to share is
+turning a failure into one line that carries the API server's own words, and telling a
+server that could not be reached from one that answered. It lives here because the trainer (rank 0
+patching its run's status) is the lower layer; the operator imports it from here. Nothing
+here imports torch, and ``kubernetes`` only when a function is called.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
-
-
-def send(
-    api: Any, method: str, path: str, headers: dict[str, str], body: Any, *,
-    query: list[tuple[str, str]] | None = None, timeout: tuple[float, float] = (10.0, 60.0),
-) -> tuple[int, str, bytes]:
-    """(status, reason, body) of one request; never raises for an HTTP error status.
-
-    Clients from kubernetes 35 on (OpenAPI generator 7) split ``param_serialize`` and
-    ``call_api`` and return every status; older ones raise ``ApiException`` for errors.
-    """
-    query = query or []
-    if hasattr(api, "param_serialize"):
-        method, url, headers, body, post = api.param_serialize(
-            method=method, resource_path=path, query_params=query, header_params=headers,
-            body=body, auth_settings=["BearerToken"],
-        )  # fmt: skip
-        reply = api.call_api(method, url, header_params=headers, body=body, post_params=post,
-                             _request_timeout=timeout)
-        return int(reply.status), str(reply.reason), as_bytes(reply.read())
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        reply = api.call_api(
-            path, method, query_params=query, header_params=headers, body=body,
-            auth_settings=["BearerToken"], _preload_content=False,
-            _return_http_data_only=True, _request_timeout=timeout,
-        )  # fmt: skip
-    except ApiException as exc:
-        return int(exc.status or 0), str(exc.reason), as_bytes(exc.body)
-    return int(reply.status), str(reply.reason), as_bytes(reply.data)
-
-
-def as_bytes(data: Any) -> bytes:
-    if data is None:
-        return b""
-    return data.encode() if isinstance(data, str) else bytes(data)
 
 
 def api_message(body: Any) -> str:
@@ -58,3 +25,16 @@ def api_message(body: Any) -> str:
         return str(json.loads(body).get("message") or body)
     except (TypeError, ValueError, AttributeError):
         return str(body)[:500]
+
+
+def api_error(exc: Any) -> str:
+    """``404 Not Found: styleganruns.stylegan.dev "x" not found`` from an ``ApiException``."""
+    return f"{exc.status} {exc.reason}: {api_message(exc.body)}"
+
+
+def out_of_reach(exc: BaseException) -> bool:
+    """Whether ``exc`` says the API server could not be reached or answered nothing usable:
+    urllib3's errors (a refused or reset connection, a timeout, TLS) and socket errors."""
+    import urllib3
+
+    return isinstance(exc, urllib3.exceptions.HTTPError | OSError)

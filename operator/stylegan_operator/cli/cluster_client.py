@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import click
 
-from stylegan_common.kubeapi import api_message as _api_message
+from stylegan_common.kubeapi import api_error, out_of_reach
 from stylegan_operator.api.names import GROUP, PLURAL, VERSION
 from stylegan_operator.reconcile import render
 
@@ -78,13 +78,9 @@ class Cluster:
                 raise CommandError(f"{what}: not found") from None
             if exc.status in (401, 403):
                 raise CommandError(f"{what}: forbidden ({exc.status} {exc.reason})") from None
-            raise CommandError(
-                f"{what}: {exc.status} {exc.reason}: {_api_message(exc.body)}", EXIT_RETRYABLE
-            ) from None
-        except OSError as exc:  # urllib3 wraps socket errors in OSError subclasses
-            raise CommandError(f"{what}: API server out of reach: {exc}", EXIT_RETRYABLE) from exc
+            raise CommandError(f"{what}: {api_error(exc)}", EXIT_RETRYABLE) from None
         except Exception as exc:
-            if type(exc).__module__.startswith("urllib3"):
+            if out_of_reach(exc):
                 message = f"{what}: API server out of reach: {exc}"
                 raise CommandError(message, EXIT_RETRYABLE) from exc
             raise

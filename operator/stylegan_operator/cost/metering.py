@@ -92,33 +92,18 @@ def _time(value: Any, field_name: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-_SUFFIX = {
-    None: 1.0,
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-    "Ki": 2.0**10,
-    "Mi": 2.0**20,
-    "Gi": 2.0**30,
-    "Ti": 2.0**40,
-    "Pi": 2.0**50,
-    "Ei": 2.0**60,
-}
-
-
 def _quantity(value: Any, field_name: str) -> float:
-    """A Kubernetes resource quantity (``"2"``, ``"500m"``, ``4``) as a float."""
+    """A Kubernetes resource quantity (``"2"``, ``"500m"``, ``"16Gi"``, ``4``) as a float,
+    read by the client's own parser (imported here: ``stylegan estimate`` never needs it)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return _finite(value, field_name)
-    match = _QUANTITY.match(str(value).strip())
-    if not match:
-        raise CostError(f"{field_name}: not a resource quantity: {value!r}")
-    return float(match.group(1)) * _SUFFIX[match.group(2)]
+    from kubernetes.utils import parse_quantity
+
+    try:
+        amount = float(parse_quantity(str(value).strip()))
+    except ValueError:
+        raise CostError(f"{field_name}: not a resource quantity: {value!r}") from None
+    return _finite(amount, field_name)
 
 
 def _container_amount(containers: Iterable[Any], resource: str, where: str) -> list[float]:

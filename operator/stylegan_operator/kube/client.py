@@ -1,8 +1,18 @@
 """Every Kubernetes API call the operator makes, and nothing else.
 
 Objects travel as the plain JSON dicts the API server speaks (camelCase), the same shape
-``render`` builds and ``cost`` reads; the kubernetes client is used only for its
-configuration loading (in-cluster or KUBECONFIG) and its authenticated HTTP.
+``render`` builds and ``cost`` reads. The requests go through the official client's
+``kubernetes.dynamic.DynamicClient``, chosen over the typed APIs (``CoreV1Api``,
+``BatchV1Api``, ...) because it keeps those dicts as they are: it takes a dict body and
+hands back the server's JSON (``ResourceInstance.to_dict()``), where the typed APIs parse
+every reply into generated models (pydantic ones from kubernetes 35 on) that drop the fields
+they do not know and must be turned back into camelCase dicts, and it serves all eight kinds
+below through one create/get/patch/delete instead of one method name per kind and verb.
+Its one cost is discovery: the first call for each kind asks the API server where that kind
+lives (the API groups, then that group's resource list), once per process, under a lock
+because kopf calls in from several threads; the client keeps the answers in a file in the
+temporary folder, keyed by the API server's address (an emptyDir in the operator's pod).
+Configuration (in-cluster, else KUBECONFIG) and authentication are the client's too.
 
 Idempotence is kept here: a create that finds the object (409 AlreadyExists) and a delete
 or patch that finds nothing (404) are successes, so applying one plan twice, or after a
@@ -18,13 +28,12 @@ runs' namespaces, and Events (posted by kopf).
 from __future__ import annotations
 
 import json
-import urllib.parse
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from stylegan_common.kubeapi import api_message as _api_message
-from stylegan_common.kubeapi import send
-from stylegan_operator.api.names import GROUP, PLURAL, VERSION
+from stylegan_common.kubeapi import api_error, out_of_reach
+from stylegan_operator.api.names import API_VERSION
 from stylegan_operator.reconcile import render
 from stylegan_operator.reconcile.observe import Observed
 from stylegan_operator.reconcile.plan import Plan, diff_status
@@ -32,16 +41,16 @@ from stylegan_operator.reconcile.plan import Plan, diff_status
 MERGE_PATCH: Final = "application/merge-patch+json"
 REQUEST_TIMEOUT: Final = (10.0, 60.0)  # (connect, read) seconds
 
-# kind -> (API prefix, plural) of the namespaced kinds the operator creates or deletes.
-KINDS: Final[dict[str, tuple[str, str]]] = {
-    "ServiceAccount": ("/api/v1", "serviceaccounts"),
-    "Service": ("/api/v1", "services"),
-    "ConfigMap": ("/api/v1", "configmaps"),
-    "Pod": ("/api/v1", "pods"),
-    "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles"),
-    "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings"),
-    "Job": ("/apis/batch/v1", "jobs"),
-    "StyleGANRun": (f"/apis/{GROUP}/{VERSION}", PLURAL),
+# kind -> apiVersion of the namespaced kinds the operator reads, creates or deletes.
+KINDS: Final[dict[str, str]] = {
+    "ServiceAccount": "v1",
+    "Service": "v1",
+    "ConfigMap": "v1",
+    "Pod": "v1",
+    "Role": "rbac.authorization.k8s.io/v1",
+    "RoleBinding": "rbac.authorization.k8s.io/v1",
+    "Job": "batch/v1",
+    "StyleGANRun": API_VERSION,
 }
 TRANSIENT_STATUSES: Final = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
@@ -55,17 +64,12 @@ class KubeError(RuntimeError):
         self.transient = transient
 
 
-def collection_path(kind: str, namespace: str) -> str:
+def api_version_of(kind: str) -> str:
     try:
-        prefix, plural = KINDS[kind]
+        return KINDS[kind]
     except KeyError:
         known = ", ".join(sorted(KINDS))
         raise ValueError(f"kind {kind!r} is not one the operator manages ({known})") from None
-    return f"{prefix}/namespaces/{urllib.parse.quote(namespace)}/{plural}"
-
-
-def object_path(kind: str, namespace: str, name: str) -> str:
-    return f"{collection_path(kind, namespace)}/{urllib.parse.quote(name)}"
 
 
 def run_selector(run_name: str) -> str:
@@ -78,6 +82,9 @@ class Kube:
 
     def __init__(self, api_client: Any) -> None:
         self.api = api_client
+        self._dynamic: Any = None
+        self._resources: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def from_environment(cls) -> Kube:
@@ -90,58 +97,80 @@ class Kube:
             kubernetes.config.load_kube_config()
         return cls(kubernetes.client.ApiClient())
 
-    # -- raw requests ------------------------------------------------------------------
-    def request(
+    # -- one call ----------------------------------------------------------------------
+    def resource(self, kind: str) -> Any:
+        """The dynamic client's handle on ``kind`` (discovered on first use, then kept)."""
+        api_version = api_version_of(kind)
+        with self._lock:
+            if kind not in self._resources:
+                if self._dynamic is None:
+                    from kubernetes.dynamic import DynamicClient
+
+                    self._dynamic = DynamicClient(self.api)
+                self._resources[kind] = self._dynamic.resources.get(
+                    api_version=api_version, kind=kind)  # fmt: skip
+            return self._resources[kind]
+
+    def call(
         self,
-        method: str,
-        path: str,
-        body: Any = None,
+        what: str,
+        request: Callable[[], Any],
         *,
-        query: Mapping[str, str] | None = None,
-        content_type: str | None = None,
         ok_missing: bool = False,
         ok_exists: bool = False,
     ) -> dict[str, Any] | None:
-        """One API call; the decoded JSON reply, or None for a tolerated 404/409."""
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = content_type or "application/json"
+        """Run ``request`` (one client call); the reply as a dict, None for a tolerated
+        404/409. ``what`` names the call in errors, e.g. ``create Job ns/run-a0``."""
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
         try:
-            status, reason, data = send(self.api, method, path, headers, body,
-                                        query=list((query or {}).items()),
-                                        timeout=REQUEST_TIMEOUT)
-        except Exception as exc:  # urllib3/socket errors: the API server is out of reach
-            message = f"{method} {path}: {type(exc).__name__}: {exc}"
+            reply = request()
+        except ApiException as exc:
+            status = int(exc.status or 0)
+            if (status == 404 and ok_missing) or (status == 409 and ok_exists):
+                return None
+            raise KubeError(f"{what}: {api_error(exc)}", status=status,
+                            transient=status in TRANSIENT_STATUSES) from None
+        except ResourceNotFoundError as exc:  # discovery: the API server serves no such kind
+            raise KubeError(f"{what}: {exc} (is the CRD installed?)", transient=True) from exc
+        except Exception as exc:
+            if not out_of_reach(exc):
+                raise
+            message = f"{what}: API server out of reach: {type(exc).__name__}: {exc}"
             raise KubeError(message, transient=True) from exc
-        if status == 404 and ok_missing:
-            return None
-        if status == 409 and ok_exists:
-            return None
-        if not 200 <= status < 300:
-            raise KubeError(
-                f"{method} {path}: {status} {reason}: {_api_message(data)}",
-                status=status,
-                transient=status in TRANSIENT_STATUSES,
-            )
-        return json.loads(data) if data else {}
+        to_dict = getattr(reply, "to_dict", None)
+        return dict(to_dict()) if callable(to_dict) else {}
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One object, or None when there is none."""
+        return self.call(
+            f"get {kind} {namespace}/{name}",
+            lambda: self.resource(kind).get(name=name, namespace=namespace,
+                                            _request_timeout=REQUEST_TIMEOUT),
+            ok_missing=True,
+        )  # fmt: skip
 
     def list_objects(self, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
-        reply = self.request("GET", collection_path(kind, namespace), query={
-            "labelSelector": selector})  # fmt: skip
+        reply = self.call(
+            f"list {kind} in {namespace} ({selector})",
+            lambda: self.resource(kind).get(namespace=namespace, label_selector=selector,
+                                            _request_timeout=REQUEST_TIMEOUT),
+        )  # fmt: skip
         return list((reply or {}).get("items") or [])
 
     # -- runs --------------------------------------------------------------------------
     def get_run(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.request("GET", object_path("StyleGANRun", namespace, name), ok_missing=True)
+        return self.get("StyleGANRun", namespace, name)
 
     def patch_run_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
-        self.request(
-            "PATCH",
-            object_path("StyleGANRun", namespace, name) + "/status",
-            {"status": dict(patch)},
-            content_type=MERGE_PATCH,
+        self.call(
+            f"patch StyleGANRun {namespace}/{name} status",
+            lambda: self.resource("StyleGANRun").subresources["status"].patch(
+                body={"status": dict(patch)}, name=name, namespace=namespace,
+                content_type=MERGE_PATCH, _request_timeout=REQUEST_TIMEOUT),
             ok_missing=True,
-        )
+        )  # fmt: skip
 
     def delete_run(self, namespace: str, name: str) -> None:
         self.delete("StyleGANRun", namespace, name)
@@ -160,30 +189,40 @@ class Kube:
         listed = {(p.get("metadata") or {}).get("uid") for p in pods}
         pods += [dict(p) for p in extra_pods if (p.get("metadata") or {}).get("uid") not in listed]
         config_maps = self.list_objects("ConfigMap", namespace, selector)
-        service = self.request(
-            "GET", object_path("Service", namespace, render.service_name(name)), ok_missing=True
-        )
+        service = self.get("Service", namespace, render.service_name(name))
         return Observed.from_api(run, jobs, pods, config_maps, service)
 
     def create(self, obj: Mapping[str, Any]) -> bool:
         """Create ``obj`` in its namespace; False when it was there already."""
+        kind = str(obj.get("kind"))
         meta = obj.get("metadata") or {}
-        path = collection_path(str(obj.get("kind")), str(meta.get("namespace")))
-        return self.request("POST", path, dict(obj), ok_exists=True) is not None
+        namespace = str(meta.get("namespace"))
+        reply = self.call(
+            f"create {kind} {namespace}/{meta.get('name')}",
+            lambda: self.resource(kind).create(body=dict(obj), namespace=namespace,
+                                               _request_timeout=REQUEST_TIMEOUT),
+            ok_exists=True,
+        )  # fmt: skip
+        return reply is not None
 
     def patch(self, kind: str, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
-        self.request(
-            "PATCH", object_path(kind, namespace, name), dict(patch),
-            content_type=MERGE_PATCH, ok_missing=True,
+        self.call(
+            f"patch {kind} {namespace}/{name}",
+            lambda: self.resource(kind).patch(
+                body=dict(patch), name=name, namespace=namespace, content_type=MERGE_PATCH,
+                _request_timeout=REQUEST_TIMEOUT),
+            ok_missing=True,
         )  # fmt: skip
 
     def delete(self, kind: str, namespace: str, name: str, propagation: str = "Background",
                ) -> None:
         """Delete; the garbage collector removes the dependants (pods). ``Foreground`` keeps
         the object, terminating, until they are gone."""
-        self.request(
-            "DELETE", object_path(kind, namespace, name),
-            {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation},
+        self.call(
+            f"delete {kind} {namespace}/{name}",
+            lambda: self.resource(kind).delete(
+                name=name, namespace=namespace, propagation_policy=propagation,
+                _request_timeout=REQUEST_TIMEOUT),
             ok_missing=True,
         )  # fmt: skip
 

@@ -364,6 +364,13 @@ def test_init_containers_and_cpu_pods_are_priced_by_what_is_reserved() -> None:
     assert snap.cost_usd == pytest.approx(1.5 * 2 * DEFAULT_CATALOG.unit_price("cpu"))
 
 
+@pytest.mark.parametrize("cpu", ["1500m", "1.5", "15e-1", "1500000u"])
+def test_every_spelling_of_a_quantity_reads_the_same(cpu: str) -> None:
+    """Limits are read by the kubernetes client's parse_quantity, exponents and all."""
+    pod = make_pod("c", gpus=0, gpu_type=None, cpu=cpu, bound=NOW - hours(1))
+    assert pod_usage(pod, NOW).units == pytest.approx(1.5)  # type: ignore[union-attr]
+
+
 def test_a_gpu_pod_with_no_type_anywhere_names_the_field() -> None:
     pod = make_pod("u", gpus=1, gpu_type=None, bound=NOW - hours(1))
     with pytest.raises(CostError, match="spec.resources.gpuType"):

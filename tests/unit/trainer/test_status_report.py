@@ -1,12 +1,16 @@
 """Rank 0's progress reports into the run's status: the patch, the sender thread, the env.
 
 The real PATCH against an API server (with the run's own ServiceAccount token) is exercised
-by tests/integration/operator and tests/e2e; here the sender is a fake.
+by tests/integration/operator and tests/e2e; here the sender's request goes through the real
+kubernetes client to a stub HTTP server that records it, and the thread gets a fake sender.
 """
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -144,28 +148,65 @@ def test_the_namespace_comes_from_the_first_variable_set() -> None:
     assert status_report.run_namespace({"STYLEGAN_RUN_NAMESPACE": "c"}) == "c"
 
 
-def test_the_kubernetes_sender_patches_the_run_status_through_the_api_client() -> None:
+class _ApiServerStub(BaseHTTPRequestHandler):
+    """Answers one PATCH the way the API server does: 200 with the object, or a Status."""
+
+    seen: list[tuple[str, str, str, Any]] = []
+    answer: tuple[int, dict[str, Any]] = (200, {})
+
+    def do_PATCH(self) -> None:  # noqa: N802  (http.server's name)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.seen.append((self.command, self.path, self.headers["Content-Type"], body))
+        status, reply = self.answer
+        data = json.dumps(reply).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def api_stub() -> Iterator[tuple[type[_ApiServerStub], Any]]:
+    import kubernetes
+
+    _ApiServerStub.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ApiServerStub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    config = kubernetes.client.Configuration()
+    config.host = f"http://127.0.0.1:{server.server_address[1]}"
+    client = kubernetes.client.ApiClient(config)
+    try:
+        yield _ApiServerStub, client
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_kubernetes_sender_merge_patches_the_run_status_subresource(api_stub) -> None:
+    """The real client over real HTTP: the request the API server sees."""
     from stylegan_trainer.report.status import kubernetes_sender
 
-    calls: list[tuple] = []
+    stub, client = api_stub
+    stub.answer = (200, {"apiVersion": "stylegan.dev/v1alpha1", "kind": "StyleGANRun"})
+    kubernetes_sender("ns", "run", client)({"status": {"progress": {"kimg": 1.0}}})
+    assert stub.seen == [("PATCH", "/apis/stylegan.dev/v1alpha1/namespaces/ns/styleganruns/"
+                          "run/status", "application/merge-patch+json",
+                          {"status": {"progress": {"kimg": 1.0}}})]
 
-    class Reply:
-        status, reason = 200, "OK"
 
-        def read(self) -> bytes:
-            return b"{}"
+def test_a_refused_patch_says_why_in_the_api_servers_words(api_stub) -> None:
+    from stylegan_trainer.report.status import kubernetes_sender
 
-    class FakeApiClient:  # the two methods kubernetes >= 35 clients use
-        def param_serialize(self, **kw):  # type: ignore[no-untyped-def]
-            calls.append(("serialize", kw["method"], kw["resource_path"], kw["body"]))
-            return kw["method"], "https://api" + kw["resource_path"], kw["header_params"], \
-                kw["body"], []
-
-        def call_api(self, method, url, **kw):  # type: ignore[no-untyped-def]
-            calls.append(("call", method, url))
-            return Reply()
-
-    kubernetes_sender("ns", "run", FakeApiClient())({"status": {"progress": {"kimg": 1.0}}})
-    path = "/apis/stylegan.dev/v1alpha1/namespaces/ns/styleganruns/run/status"
-    assert calls == [("serialize", "PATCH", path, {"status": {"progress": {"kimg": 1.0}}}),
-                     ("call", "PATCH", "https://api" + path)]
+    stub, client = api_stub
+    words = 'styleganruns.stylegan.dev "run" is forbidden: User "system:serviceaccount:ns:x"'
+    stub.answer = (403, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                         "message": words, "reason": "Forbidden", "code": 403})
+    with pytest.raises(RuntimeError) as failed:
+        kubernetes_sender("ns", "run", client)({"status": {"progress": {"kimg": 1.0}}})
+    assert str(failed.value) == f"patch styleganruns/run/status in ns: 403 Forbidden: {words}"

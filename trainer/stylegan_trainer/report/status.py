@@ -38,6 +38,7 @@ LOG = logging.getLogger(__name__)
 GROUP: Final = "stylegan.dev"
 VERSION: Final = "v1alpha1"
 PLURAL: Final = "styleganruns"
+MERGE_PATCH: Final = "application/merge-patch+json"
 ENV_RUN: Final = "STYLEGAN_RUN"
 ENV_NAMESPACES: Final = ("STYLEGAN_NAMESPACE", "STYLEGAN_RUN_NAMESPACE", "POD_NAMESPACE")
 ENV_ATTEMPT: Final = "STYLEGAN_ATTEMPT"
@@ -178,15 +179,25 @@ class StatusReporter:
 
 
 def kubernetes_sender(namespace: str, run: str, api_client: Any) -> Sender:
-    """Merge-patch ``styleganruns/<run>/status`` with ``api_client`` (kubernetes package)."""
-    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{run}/status"
-    headers = {"Content-Type": "application/merge-patch+json", "Accept": "application/json"}
+    """Merge-patch ``styleganruns/<run>/status`` with ``api_client`` (kubernetes package).
+
+    ``CustomObjectsApi`` takes and returns plain dicts and needs no discovery request, so
+    the trainer's ServiceAccount needs nothing beyond ``patch`` on its run's status.
+    """
+    from kubernetes.client import CustomObjectsApi
+    from kubernetes.client.exceptions import ApiException
+
+    api = CustomObjectsApi(api_client)
+    what = f"patch styleganruns/{run}/status in {namespace}"
 
     def send(patch: dict[str, Any]) -> None:
-        status, reason, body = kubeapi.send(api_client, "PATCH", path, headers, patch,
-                                            timeout=REQUEST_TIMEOUT)
-        if not 200 <= status < 300:
-            raise RuntimeError(f"PATCH {path}: {status} {reason}: {body[:300]!r}")
+        try:
+            api.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, run, patch,
+                _content_type=MERGE_PATCH, _request_timeout=REQUEST_TIMEOUT,
+            )  # fmt: skip
+        except ApiException as exc:  # one line with the API server's words, not the dump
+            raise RuntimeError(f"{what}: {kubeapi.api_error(exc)}") from None
 
     return send
 
