@@ -150,7 +150,7 @@ class Kube:
     def observe(
         self, run: Mapping[str, Any], extra_pods: Iterable[Mapping[str, Any]] = ()
     ) -> Observed:
-        """The run's Jobs, pods, ConfigMaps and Service; ``extra_pods`` (seen in events, maybe
+        """The run's Jobs, pods, ConfigMaps, Service and trainer account; ``extra_pods`` (seen in events, maybe
         gone since) are added unless listed."""
         meta = run.get("metadata") or {}
         namespace, name = str(meta["namespace"]), str(meta["name"])
@@ -163,7 +163,10 @@ class Kube:
         service = self.request(
             "GET", object_path("Service", namespace, render.service_name(name)), ok_missing=True
         )
-        return Observed.from_api(run, jobs, pods, config_maps, service)
+        # The trainer's account, Role and RoleBinding, so that deleted ones are made again.
+        accounts = [{**o, "kind": kind} for kind in ("ServiceAccount", "Role", "RoleBinding")
+                    for o in self.list_objects(kind, namespace, selector)]
+        return Observed.from_api(run, jobs, pods, config_maps, service, accounts)
 
     def create(self, obj: Mapping[str, Any]) -> bool:
         """Create ``obj`` in its namespace; False when it was there already."""
