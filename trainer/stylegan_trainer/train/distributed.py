@@ -112,6 +112,14 @@ DEFAULT_TIMEOUT_S = 1800
 TIMEOUT_ENV = "STYLEGAN_DIST_TIMEOUT_S"
 
 
+def collective_timeout_s() -> int:
+    """How long a collective may wait for a peer: ``$STYLEGAN_DIST_TIMEOUT_S``, else the default."""
+    seconds = _env_int(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
+    if seconds < 1:
+        raise ConfigError(f"{TIMEOUT_ENV}={seconds}: must be a positive number of seconds")
+    return seconds
+
+
 def init_from_env(
     device: str | torch.device = "auto", timeout_s: float | None = None
 ) -> DistContext:
@@ -122,9 +130,7 @@ def init_from_env(
     to ``$STYLEGAN_DIST_TIMEOUT_S``, else :data:`DEFAULT_TIMEOUT_S` (module docstring).
     """
     if timeout_s is None:
-        timeout_s = _env_int(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
-        if timeout_s < 1:
-            raise ConfigError(f"{TIMEOUT_ENV}={timeout_s}: must be a positive number of seconds")
+        timeout_s = collective_timeout_s()
     world_size = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", 0)
