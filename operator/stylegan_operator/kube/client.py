@@ -150,8 +150,8 @@ class Kube:
     def observe(
         self, run: Mapping[str, Any], extra_pods: Iterable[Mapping[str, Any]] = ()
     ) -> Observed:
-        """The run's Jobs, pods, ConfigMaps, Service and trainer account; ``extra_pods`` (seen in events, maybe
-        gone since) are added unless listed."""
+        """The run's Jobs, pods, ConfigMaps, Service and trainer account; ``extra_pods`` (seen
+        in events, maybe gone since) are added unless listed."""
         meta = run.get("metadata") or {}
         namespace, name = str(meta["namespace"]), str(meta["name"])
         selector = run_selector(name)
