@@ -21,7 +21,8 @@ field:
 How: each Job carries :data:`ANNOTATION_SPEC_DIGESTS`, a short digest of every field above
 as the validated spec had it (defaults filled in, so spelling a default out is no change);
 the condition compares them with the current spec. Jobs without the annotation (made by an
-older operator) are not judged.
+older operator) are not judged, nor fields the Job's digests do not hold (added to the spec by
+a newer operator: their old value is not known).
 """
 
 from __future__ import annotations
@@ -79,9 +80,14 @@ def changed_fields(job: Mapping[str, Any], spec: RunSpec) -> list[str] | None:
     if not isinstance(then, dict):
         return None
     now = spec_digests(spec)
-    changed = {k for k in set(then) | set(now) if then.get(k) != now.get(k)}
-    # A section added or removed (checkpoints) is named once, not with each of its fields.
-    changed = {k for k in changed if k.split(".", 1)[0] == k or k.split(".", 1)[0] not in changed}
+    changed: set[str] = set()
+    # Only the fields the Job knew: one a newer operator added has no digest to compare with.
+    for key, digest in then.items():
+        if now.get(key) == digest:
+            continue
+        section = key.split(".", 1)[0]
+        # A section added or removed (checkpoints) is named once, not with each of its fields.
+        changed.add(section if key not in now and section in now else key)
     return [f"spec.{k}" for k in sorted(changed)]
 
 
@@ -106,6 +112,10 @@ def note_spec_changes(d: _Decision, spec: RunSpec) -> None:
                "to start one now, resuming from the newest checkpoint)")
     elif (condition({"conditions": d.conditions}, SPEC_CHANGE_PENDING) or {}).get(
             "status") == "True":
-        d.cond(SPEC_CHANGE_PENDING, False, REASON_SPEC_APPLIED,
-               "the run has finished" if d.phase in FINISHED
-               else f"the current attempt{f' (Job {name})' if name else ''} runs the current spec")
+        if d.phase in FINISHED:
+            text = "the run has finished"
+        elif job is None and not made_now:
+            text = "no attempt runs now; the next one is made from the current spec"
+        else:
+            text = f"the current attempt (Job {name}) runs the current spec"
+        d.cond(SPEC_CHANGE_PENDING, False, REASON_SPEC_APPLIED, text)

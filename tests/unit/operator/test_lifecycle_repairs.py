@@ -130,6 +130,18 @@ def test_adding_checkpoints_is_named_once() -> None:
     assert changed_fields(world.job(1), validate_spec(world.run["spec"])) == ["spec.checkpoints"]
 
 
+def test_a_field_the_job_never_knew_is_not_judged() -> None:
+    world = running_world()
+    annotations = world.job(1)["metadata"]["annotations"]
+    digests = json.loads(annotations[ANNOTATION_SPEC_DIGESTS])
+    del digests["distributed.socketInterface"]  # as if the field came with a newer operator
+    annotations[ANNOTATION_SPEC_DIGESTS] = json.dumps(digests)
+    world.run["spec"]["distributed"] = {"socketInterface": "ens5"}
+    world.run["spec"]["training"]["seed"] = 7
+    assert changed_fields(world.job(1), validate_spec(world.run["spec"])) == [
+        "spec.training.seed"]
+
+
 def test_a_job_of_an_older_operator_is_not_judged() -> None:
     world = running_world()
     del world.job(1)["metadata"]["annotations"][ANNOTATION_SPEC_DIGESTS]
