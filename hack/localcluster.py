@@ -17,7 +17,9 @@ Decisions, so the next engineer need not rediscover them:
   serving certificate is signed by a throw-away CA, so clients verify TLS for real.
 * Pod Security admission is on (the default in the API server); namespaces opt in with the
   usual ``pod-security.kubernetes.io/enforce`` label. RBAC is on (``Node,RBAC``), so a
-  ServiceAccount's token sees only what its Roles grant.
+  ServiceAccount's token sees only what its Roles grant. ``OwnerReferencesPermissionEnforcement``
+  is on too, as in OpenShift: an owner reference with ``blockOwnerDeletion`` needs ``update`` on
+  the owner's ``finalizers``, so a Role that forgets it fails the tests as it would there.
 * Node labels: ``cloud.google.com/gke-accelerator`` carries the GPU type (GKE's label, since
   the product targets GKE and GCS), ``nvidia.com/gpu.present=true`` marks GPU nodes, and GPU
   nodes carry the ``nvidia.com/gpu=present:NoSchedule`` taint that GPU node pools usually have.
@@ -233,6 +235,9 @@ class LocalCluster:
             f"--client-ca-file={pki['ca.crt']}",
             f"--token-auth-file={tokens}",
             "--authorization-mode=Node,RBAC",
+            # As OpenShift: setting blockOwnerDeletion needs update on the owner's finalizers,
+            # which the operator's RBAC must then grant (manifests/rbac).
+            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki['sa.pub']}",
             f"--service-account-signing-key-file={pki['sa.key']}",

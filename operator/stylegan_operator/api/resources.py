@@ -5,6 +5,11 @@ pod-level knobs (node selector, tolerations, priority, service account, CPU/memo
 ``/dev/shm``, environment) that the renderer copies into the trainer pods.
 
 * ``gpuType: cpu`` runs on CPU nodes; ``gpusPerNode`` then counts trainer processes per node.
+* ``gpuType`` selects nodes by any of three labels (``reconcile.pods``): GKE's
+  ``cloud.google.com/gke-accelerator``, NVIDIA GPU feature discovery's
+  ``nvidia.com/gpu.product`` (through ``names.GPU_PRODUCTS``) or the operator's own.
+* :class:`DistributedSpec` (``spec.distributed``) holds the rendezvous and NCCL settings of
+  multi-node groups; every default is sized for a group whose pods start minutes apart.
 """
 
 from __future__ import annotations
@@ -121,7 +126,9 @@ class ResourcesSpec(ApiModel):
         pattern=DNS_LABEL,
         description="GPU type, as GKE labels nodes (cloud.google.com/gke-accelerator): "
         "nvidia-tesla-v100, nvidia-tesla-a100, nvidia-a100-80gb, nvidia-h100-80gb, nvidia-l4, "
-        "nvidia-tesla-t4, ...; cpu for CPU-only nodes. Selects nodes and prices the run.",
+        "nvidia-tesla-t4, ...; cpu for CPU-only nodes. Selects nodes (GKE's label, the GPU "
+        "operator's nvidia.com/gpu.product of the same GPU, or the operator's own label) and "
+        "prices the run.",
     )
     image: str | None = Field(
         None,
@@ -159,5 +166,48 @@ class ResourcesSpec(ApiModel):
         description="Size of /dev/shm (a memory-backed emptyDir) for data loader workers.",
     )
     env: list[EnvVar] = Field(
-        default_factory=list, max_length=32, description="Extra environment for the trainer."
+        default_factory=list, max_length=32,
+        description="Extra environment for the trainer; overrides the operator's own "
+        "variables of the same name (NCCL_SOCKET_IFNAME, ...).",
+    )
+    termination_grace_period_seconds: int | None = Field(
+        None,
+        ge=10,
+        le=7200,
+        description="How long a stopping pod (preemption, suspend, node drain) has to write "
+        "its SIGTERM checkpoint before it is killed. Default from spec.model.resolution: 60 "
+        "up to 128, 120 at 256, 180 at 512, 300 at 1024.",
+    )
+
+
+# A NCCL_SOCKET_IFNAME value: interface names or prefixes, comma separated, optionally led
+# by ^ (exclude) or = (exact match); empty lets NCCL choose.
+_SOCKET_IFNAME = r"^[\^=]?[-A-Za-z0-9_.:,]*$"
+
+
+class DistributedSpec(ApiModel):
+    """How the pods of a group find one another and how long they wait."""
+
+    rendezvous_timeout_seconds: int = Field(
+        1800,
+        ge=60,
+        le=86400,
+        description="How long the first pods of an attempt wait for the last one (pod 0 "
+        "included, which hosts the rendezvous) to start and join: torchrun's join_timeout "
+        "and read_timeout. As long as the operator's image-pull limit by default, so a pod "
+        "scheduled or pulled late does not fail the attempt.",
+    )
+    collective_timeout_seconds: int = Field(
+        1800,
+        ge=60,
+        le=86400,
+        description="How long a collective (NCCL or gloo) may wait for a peer before the "
+        "trainer aborts (init_process_group's timeout); a lost peer is then a failed attempt.",
+    )
+    socket_interface: str = Field(
+        "eth0",
+        max_length=253,
+        pattern=_SOCKET_IFNAME,
+        description="NCCL_SOCKET_IFNAME of GPU runs: the pod network's interface (eth0 in "
+        "a pod); empty lets NCCL choose. spec.resources.env overrides it.",
     )

@@ -21,7 +21,13 @@ Decisions worth knowing:
 * A path ``uri`` names a file inside the trainer container. With ``claimName`` the claim is
   mounted at a fixed place (``/datasets`` read-only, ``/checkpoints`` writable) and the uri
   must lie under it; the root filesystem is read-only, so a checkpoint path needs a claim.
-* ``spec.model`` is immutable once created: checkpoints of another network cannot resume.
+* ``spec.model`` is immutable once created: checkpoints of another network cannot resume;
+  so is ``spec.checkpoints.uri`` once set (CEL transition rules, refused by the API server).
+  Every other field may change while the run lives: ``cost``, ``runPolicy`` and ``suspend``
+  take effect at the next reconcile; what an attempt's Job and ConfigMap were made from
+  (``training``, ``dataset``, ``resources``, ``distributed``, the rest of ``checkpoints``,
+  ``queueName``) applies at the next attempt, and until then the run's ``SpecChangePending``
+  condition names the fields that wait (``reconcile.spec_changes``).
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from stylegan_operator.api.fields import (
     ResumeUri,
 )
 from stylegan_operator.api.names import CHECKPOINT_MOUNT, CPU, DATASET_MOUNT
-from stylegan_operator.api.resources import ResourcesSpec
+from stylegan_operator.api.resources import DistributedSpec, ResourcesSpec
 from stylegan_operator.api.rules import ApiModel, Rule, section
 
 
@@ -291,12 +297,23 @@ class RunSpec(ApiModel):
             check=lambda s: s.resources.gpu_type != CPU or s.training.mixed_precision == "none",
             field_path=".training.mixedPrecision",
         ),
+        Rule(
+            cel="!has(oldSelf.checkpoints) || (has(self.checkpoints) && "
+            "self.checkpoints.uri == oldSelf.checkpoints.uri)",
+            message="spec.checkpoints.uri is immutable once set: the next attempt would find "
+            "no checkpoint there and start from scratch; create a new StyleGANRun (with "
+            "resumeFrom) to move a run",
+            field_path=".checkpoints.uri",
+        ),
     )
 
     model: ModelSpec = section(ModelSpec, "The network: resolution, preset and overrides.")
     training: TrainingSpec = section(TrainingSpec, "Training length, batch, precision, seed.")
     dataset: DatasetSpec = Field(description="The training images.")
     resources: ResourcesSpec = Field(description="Nodes, GPUs, image and scheduling.")
+    distributed: DistributedSpec = section(
+        DistributedSpec, "Multi-node rendezvous and NCCL: timeouts and the socket interface."
+    )
     checkpoints: CheckpointSpec | None = Field(
         None,
         description="Durable checkpoints. Without them the trainer writes to a scratch "

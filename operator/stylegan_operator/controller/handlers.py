@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -38,7 +39,7 @@ from typing import Any, Final, cast
 import kopf
 import yaml
 
-from stylegan_operator.api.names import GROUP, PLURAL, VERSION
+from stylegan_operator.api.names import CUSTOM_GPU_TYPE_LABEL, GROUP, PLURAL, VERSION
 from stylegan_operator.controller import health, metrics
 from stylegan_operator.cost.pricing import PriceCatalog
 from stylegan_operator.kube.client import Kube, KubeError
@@ -65,8 +66,11 @@ class OperatorConfig:
     trainer_image: str | None = None
     prices_file: str | None = None
     """A YAML price catalog (``cost.PriceCatalog.from_dict``), e.g. a mounted ConfigMap."""
-    image_pull_grace: float = 300.0
+    image_pull_grace: float = 1800.0
+    """Seconds a pod may fail to pull its image before the run fails (``LifecycleConfig``)."""
     report_status: bool = True
+    gpu_type_label: str | None = CUSTOM_GPU_TYPE_LABEL
+    """The cluster's own node label for GPU types; ``-`` (or ``none``) turns it off."""
     retry_delay: float = 10.0
     """Delay of ``kopf.TemporaryError`` after a transient API failure."""
     server_timeout: float = 300.0
@@ -107,6 +111,7 @@ class OperatorConfig:
             prices_file=get("PRICES_FILE"),
             image_pull_grace=number("IMAGE_PULL_GRACE", cls.image_pull_grace),
             report_status=(get("REPORT_STATUS") or "true").lower() not in ("0", "false", "no"),
+            gpu_type_label=_label_setting(get("GPU_TYPE_LABEL")),
             retry_delay=number("RETRY_DELAY", cls.retry_delay),
             server_timeout=number("SERVER_TIMEOUT", cls.server_timeout),
             client_timeout=number("CLIENT_TIMEOUT", cls.client_timeout),
@@ -129,7 +134,23 @@ class OperatorConfig:
             trainer_image=self.trainer_image,
             image_pull_grace_seconds=self.image_pull_grace,
             report_status=self.report_status,
+            gpu_type_label=self.gpu_type_label,
         )
+
+
+def _label_setting(raw: str | None) -> str | None:
+    """``STYLEGAN_OPERATOR_GPU_TYPE_LABEL``: a label key, or ``-``/``none`` for none."""
+    if raw is None:
+        return CUSTOM_GPU_TYPE_LABEL
+    if raw.strip().lower() in ("-", "none"):
+        return None
+    key = raw.strip()
+    name = key.rsplit("/", 1)[-1]
+    if not re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", name) or key.count(
+            "/") > 1:
+        raise ValueError(f"{ENV_PREFIX}GPU_TYPE_LABEL: {raw!r} is not a node label key "
+                         "(prefix/name, e.g. example.com/gpu-type)")
+    return key
 
 
 CONFIG = OperatorConfig.from_env()

@@ -37,6 +37,7 @@ def operator_env(
     prices: Path | None,
     image_pull_grace: float,
     report_status: bool,
+    gpu_type_label: str | None = None,
 ) -> dict[str, str]:
     """The environment ``handlers.OperatorConfig.from_env`` reads, from the flags."""
     env = {
@@ -49,6 +50,8 @@ def operator_env(
         env["TRAINER_IMAGE"] = trainer_image
     if prices is not None:
         env["PRICES_FILE"] = str(prices)
+    if gpu_type_label is not None:
+        env["GPU_TYPE_LABEL"] = gpu_type_label
     return {ENV_PREFIX + k: v for k, v in env.items()}
 
 
@@ -74,8 +77,13 @@ def operator_env(
               help="Trainer image for runs that name none.")
 @click.option("--prices", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="YAML price catalog (prices per GPU type, exchange rates).")
-@click.option("--image-pull-grace", type=click.FloatRange(min=0), default=300.0,
-              show_default=True, help="Seconds pods may fail to pull before the run fails.")
+@click.option("--image-pull-grace", type=click.FloatRange(min=0), default=1800.0,
+              show_default=True, help="Seconds a pod may fail to pull its image (the kubelet "
+              "retrying) before the run fails; the run goes on if the image arrives sooner.")
+@click.option("--gpu-type-label", default=None, metavar="KEY",
+              help="The cluster's own node label whose value is a spec.resources.gpuType, "
+              "selected besides GKE's and nvidia.com/gpu.product (default "
+              "stylegan.dev/gpu-type; '-' for none).")
 @click.option("--report-status/--no-report-status", default=True, show_default=True,
               help="Give trainer pods a token that may patch their own run's status.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
@@ -92,6 +100,7 @@ def operator_cmd(
     trainer_image: str | None,
     prices: Path | None,
     image_pull_grace: float,
+    gpu_type_label: str | None,
     report_status: bool,
     verbose: bool,
 ) -> None:
@@ -101,6 +110,7 @@ def operator_cmd(
     os.environ.update(operator_env(
         interval=interval, metrics_port=metrics_port, trainer_image=trainer_image,
         prices=prices, image_pull_grace=image_pull_grace, report_status=report_status,
+        gpu_type_label=gpu_type_label,
     ))  # fmt: skip
     import kopf
 

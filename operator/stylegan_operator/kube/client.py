@@ -179,8 +179,8 @@ class Kube:
     def observe(
         self, run: Mapping[str, Any], extra_pods: Iterable[Mapping[str, Any]] = ()
     ) -> Observed:
-        """The run's Jobs, pods, ConfigMaps and Service; ``extra_pods`` (seen in events, maybe
-        gone since) are added unless listed."""
+        """The run's Jobs, pods, ConfigMaps, Service and trainer account; ``extra_pods`` (seen
+        in events, maybe gone since) are added unless listed."""
         meta = run.get("metadata") or {}
         namespace, name = str(meta["namespace"]), str(meta["name"])
         selector = run_selector(name)
@@ -190,7 +190,10 @@ class Kube:
         pods += [dict(p) for p in extra_pods if (p.get("metadata") or {}).get("uid") not in listed]
         config_maps = self.list_objects("ConfigMap", namespace, selector)
         service = self.get("Service", namespace, render.service_name(name))
-        return Observed.from_api(run, jobs, pods, config_maps, service)
+        # The trainer's account, Role and RoleBinding, so that deleted ones are made again.
+        accounts = [{**o, "kind": kind} for kind in ("ServiceAccount", "Role", "RoleBinding")
+                    for o in self.list_objects(kind, namespace, selector)]
+        return Observed.from_api(run, jobs, pods, config_maps, service, accounts)
 
     def create(self, obj: Mapping[str, Any]) -> bool:
         """Create ``obj`` in its namespace; False when it was there already."""

@@ -35,11 +35,21 @@ Failures (see ``jobs``' docstring for the Job's ``podFailurePolicy``):
   drain) restarts the whole group **at once**, counted in ``status.preemptions`` and not
   against the limit: torchrun's store lives on pod 0 and ``--max-restarts 0`` makes every
   survivor fail anyway, so waiting would only pay for GPUs stuck in a collective;
+* a lost node: its pods are evicted (``DisruptionTarget``) 60 s after the node is marked
+  NotReady or unreachable (``pods``' tolerations), which restarts the group as above. When
+  the attempt fails first (its peers give up on the lost pod before the eviction), a pod
+  the node lifecycle controller marked (``observe.is_node_lost``: ``NodeLost``, or ``Ready``
+  False behind containers that still say ready) makes the failure a preemption too, not a
+  counted restart. A failure that comes before the node is marked at all
+  (``node-monitor-grace-period``, 40-50 s) still counts: nothing yet tells it from a crash;
 * ``runPolicy.activeDeadlineSeconds`` is wall-clock time from ``status.startTime`` over
   every attempt, time suspended or queued included (each Job gets what is left), and
   fails the run with ``DeadlineExceeded``;
-* image pull errors fail the run with ``ImagePullFailed`` after a grace period
-  (:attr:`LifecycleConfig.image_pull_grace_seconds`), at once for an invalid image name;
+* image pull errors (``ErrImagePull``, ``ImagePullBackOff``) keep the run Pending with the
+  ``ImagePullBackOff`` reason while the kubelet retries, and the run goes on by itself once
+  the image arrives; it fails with ``ImagePullFailed`` only when a pod has waited longer
+  than :attr:`LifecycleConfig.image_pull_grace_seconds` (``--image-pull-grace``, 30 min),
+  and at once for an invalid image name;
 * a spec that slipped past the API server's schema fails the run with ``InvalidSpec``
   naming the field (and ``handlers`` raises ``kopf.PermanentError``); a later spec
   generation is looked at again.
@@ -118,6 +128,7 @@ from stylegan_operator.reconcile.observe import (
     _unschedulable_message,
     _waiting,
     is_disrupted,
+    is_node_lost,
     job_outcome,
 )
 from stylegan_operator.reconcile.plan import _Decision
@@ -247,7 +258,8 @@ def _pending_or_running(
         pod, waiting = pulling[0]
         reason, text = REASON_IMAGE_PULL_BACKOFF, (
             f"pod {_pod_name(pod)} cannot pull {waiting.get('image')}: "
-            f"{waiting.get('message') or waiting.get('reason')}"
+            f"{waiting.get('message') or waiting.get('reason')} (the kubelet retries; the run "
+            f"fails after {d.config.image_pull_grace_seconds:g} s of this)"
         )
     else:
         reason, text = REASON_PODS_STARTING, (
@@ -299,8 +311,13 @@ def _attempt_failed(
         return
     why = f"Job {name} failed ({outcome.reason or 'Failed'}): {_failure_detail(pods, outcome)}"
     disrupted = [p for p in pods if is_disrupted(p)]
+    lost = [p for p in pods if is_node_lost(p) and not is_disrupted(p)]
     if disrupted:
         _restart(d, spec, attempt, REASON_PREEMPTED, why, start, progress, pricing)
+    elif lost:
+        _restart(d, spec, attempt, REASON_PREEMPTED, f"{why}; pod {_pod_name(lost[0])} lost "
+                 f"its node {(lost[0].get('spec') or {}).get('nodeName') or '?'} (not counted "
+                 "against spec.runPolicy.backoffLimit)", start, progress, pricing)
     elif d.restarts < spec.run_policy.backoff_limit:
         _restart(d, spec, attempt, REASON_ATTEMPT_FAILED, why, start, progress, pricing)
     else:

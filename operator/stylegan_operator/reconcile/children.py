@@ -4,8 +4,12 @@ A new attempt N is, in the order they must exist: the trainer's ServiceAccount, 
 allowed to ``get`` and ``patch`` the status of this one run and its RoleBinding (only
 when the trainer reports progress, :attr:`LifecycleConfig.report_status`; rank 0
 merge-patches ``status.progress``), the run's Service, the attempt's ConfigMap and its Job
-(``render`` and ``jobs`` build those three). While the attempt runs, a Service or
-ConfigMap deleted by someone is made again.
+(``render`` and ``jobs`` build those three). While the attempt runs, any of them deleted by
+someone (the Service, the ConfigMap, the ServiceAccount, the Role or the RoleBinding) is made
+again at the next reconcile: a Job or pod event, or the periodic timer (``--interval``), since
+the operator does not watch these kinds. A re-made Role or RoleBinding lets the running pods
+report again at once; a re-made ServiceAccount has a new uid, so the tokens the running pods
+hold stay invalid, and their reports fail (training goes on) until the next attempt.
 
 Each new Job carries annotations with the counters it was created with
 (:data:`ANNOTATION_RESTARTS`, :data:`ANNOTATION_PREEMPTIONS`, :data:`ANNOTATION_REASON`),
@@ -21,10 +25,16 @@ from typing import Any, Final
 from stylegan_operator.api.names import GROUP, PLURAL
 from stylegan_operator.api.spec import RunSpec
 from stylegan_operator.reconcile import render
-from stylegan_operator.reconcile.conditions import CREATED, REASON_INITIAL, REASON_JOB_CREATED
+from stylegan_operator.reconcile.conditions import (
+    CREATED,
+    REASON_INITIAL,
+    REASON_JOB_CREATED,
+    REASON_RECREATED,
+)
 from stylegan_operator.reconcile.jobs import build_job
 from stylegan_operator.reconcile.observe import job_outcome
 from stylegan_operator.reconcile.plan import _Decision
+from stylegan_operator.reconcile.spec_changes import ANNOTATION_SPEC_DIGESTS, digests_annotation
 
 ANNOTATION_REASON: Final = "stylegan.dev/attempt-reason"
 ANNOTATION_RESTARTS: Final = "stylegan.dev/restarts"
@@ -123,11 +133,13 @@ def _create_attempt(
         image=d.config.trainer_image,
         active_deadline_seconds=remaining,
         service_account_name=account,
+        gpu_type_label=d.config.gpu_type_label,
     )  # fmt: skip
     annotations = job["metadata"].setdefault("annotations", {})
     annotations[ANNOTATION_REASON] = reason
     annotations[ANNOTATION_RESTARTS] = str(d.restarts)
     annotations[ANNOTATION_PREEMPTIONS] = str(d.preemptions)
+    annotations[ANNOTATION_SPEC_DIGESTS] = digests_annotation(spec)
     creates.append(job)
     name = render.job_name(d.name, attempt)
     d.status.update(attempt=attempt, activeJob=name)
@@ -145,10 +157,22 @@ def _trainer_account(d: _Decision, spec: RunSpec) -> str | None:
 
 
 def _ensure_support(d: _Decision, spec: RunSpec, attempt: int, job: Mapping[str, Any]) -> None:
-    """Recreate the Service or the attempt's ConfigMap when someone deleted them."""
+    """Recreate what the attempt needs when someone deleted it (module docstring)."""
     if job_outcome(job).state in ("succeeded", "failed"):
         return
     run_meta = _run_meta(d)
+    account = _trainer_account(d, spec)
+    have = d.observed.accounts
+    if account is not None and have is not None:
+        wanted = [build_status_role(run_meta), build_status_role_binding(run_meta, account)]
+        if spec.resources.service_account_name is None:
+            wanted.insert(0, build_service_account(run_meta))
+        missing = [o for o in wanted if (o["kind"], o["metadata"]["name"]) not in have]
+        d.plan.creates.extend(missing)
+        if missing:
+            d.event("Warning", REASON_RECREATED, "re-created " + ", ".join(
+                f"{o['kind']} {o['metadata']['name']}" for o in missing) + " (deleted while "
+                "the run lives; the trainer's progress reports need them)")
     if d.observed.service is None:
         d.plan.creates.append(render.build_service(run_meta, spec))
     if render.config_map_name(d.name, attempt) not in d.observed.config_maps:

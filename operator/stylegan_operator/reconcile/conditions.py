@@ -2,7 +2,8 @@
 
 ``status.phase`` takes one of the phases below, and each phase is also a condition type
 (:data:`PHASE_CONDITIONS`: the one for the current phase True, the others False); the other
-condition types (:data:`CREATED`, :data:`PRICED`, the budget's) stand on their own. Reasons
+condition types (:data:`CREATED`, :data:`PRICED`, the budget's,
+:data:`SPEC_CHANGE_PENDING`) stand on their own. Reasons
 are CamelCase, as Kubernetes writes them, and also name the Events. Kept apart so that
 every step of the decision, and the tests, share one vocabulary; :func:`set_condition`
 moves ``lastTransitionTime`` the way Kubernetes does.
@@ -51,6 +52,11 @@ REASON_ALL_PODS_RUNNING: Final = "AllPodsRunning"
 REASON_COMPLETED: Final = "Completed"
 REASON_NO_PRICE: Final = "NoPrice"
 REASON_WORK_LOST: Final = "WorkLost"
+REASON_RECREATED: Final = "Recreated"
+
+SPEC_CHANGE_PENDING: Final = "SpecChangePending"
+REASON_NEXT_ATTEMPT: Final = "AppliesAtNextAttempt"
+REASON_SPEC_APPLIED: Final = "SpecApplied"
 
 
 MESSAGE_LIMIT: Final = 1024  # condition messages stay short; the pod keeps the rest

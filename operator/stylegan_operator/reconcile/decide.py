@@ -11,7 +11,8 @@ the object there already is a success.
 
 It runs along observe -> decide -> plan: ``observe`` reads what the run owns from the
 API's objects; this module judges, with ``attempts`` driving the newest attempt's Job and
-``spend`` pricing the run and holding it to its budget; ``plan`` holds the draft they write
+``spend`` pricing the run and holding it to its budget, and ``spec_changes`` saying which
+spec changes wait for the next attempt; ``plan`` holds the draft they write
 into and the Plan, status patch and metrics sample it becomes. ``conditions`` names the
 phases, conditions and reasons. The phases a run moves through and the failures it can meet
 are described in ``attempts``.
@@ -51,6 +52,7 @@ from stylegan_operator.reconcile.observe import (
     _job_name,
 )
 from stylegan_operator.reconcile.plan import Plan, _Decision, _finish
+from stylegan_operator.reconcile.spec_changes import note_spec_changes
 from stylegan_operator.reconcile.spend import (
     _budget,
     _observe_cost,
@@ -134,6 +136,7 @@ def decide(
         _stop_job(d, observed.jobs.get(attempt), spec)
     else:
         _drive_attempt(d, spec, attempt, desired_suspend, start, progress, pricing)
+    note_spec_changes(d, spec)
 
     if d.phase in FINISHED:
         d.status["completionTime"] = d.status.get("completionTime") or _iso(now)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stylegan_operator.api.names import CUSTOM_GPU_TYPE_LABEL
 from stylegan_operator.api.spec import RunSpec
 from stylegan_operator.reconcile.pods import pod_template
 from stylegan_operator.reconcile.render import (
@@ -87,6 +88,7 @@ def build_job(
     image: str | None = None,
     active_deadline_seconds: int | None = None,
     service_account_name: str | None = None,
+    gpu_type_label: str | None = CUSTOM_GPU_TYPE_LABEL,
 ) -> dict[str, Any]:
     """The Indexed Job of attempt ``attempt``: one trainer pod per node.
 
@@ -105,6 +107,8 @@ def build_job(
         service_account_name: the account the operator made for the run's progress
             reports (``children``); used when the spec names none. When given, the pods
             mount its token, so rank 0 can patch the run's status (a Role limited to that).
+        gpu_type_label: the operator's own node label for GPU types (``--gpu-type-label``),
+            selected besides GKE's and the GPU operator's (``pods``); None: those two only.
     """
     run = _meta(run_meta, "name")
     _check_attempt(attempt)
@@ -133,7 +137,8 @@ def build_job(
         job_spec["activeDeadlineSeconds"] = deadline
     job_spec["suspend"] = bool(spec.queue_name) or spec.suspend
     job_spec["template"] = pod_template(
-        run_meta, spec, attempt, count, image=image, service_account_name=service_account_name
+        run_meta, spec, attempt, count, image=image, service_account_name=service_account_name,
+        gpu_type_label=gpu_type_label,
     )
     return {
         "apiVersion": "batch/v1",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
+from stylegan_operator.api.names import CUSTOM_GPU_TYPE_LABEL
 from stylegan_operator.cost.metering import parse_time
 from stylegan_operator.cost.pricing import DEFAULT_CATALOG, PriceCatalog
 from stylegan_operator.reconcile import render
@@ -29,10 +30,16 @@ class LifecycleConfig:
     catalog: PriceCatalog = DEFAULT_CATALOG
     trainer_image: str | None = None
     """The trainer image for runs whose spec names none (``render``'s default otherwise)."""
-    image_pull_grace_seconds: float = 300.0
-    """How long pods may fail to pull their image before the run fails."""
+    image_pull_grace_seconds: float = 1800.0
+    """How long a pod may fail to pull its image (``ErrImagePull``, ``ImagePullBackOff``) before
+    the run fails; until then it waits, and recovers by itself once the image arrives. Long
+    (30 min) because a registry outage or a rate limit usually passes, and a wait costs only
+    the nodes already bound."""
     report_status: bool = True
     """Give the trainer a ServiceAccount token allowed to patch its own run's status."""
+    gpu_type_label: str | None = CUSTOM_GPU_TYPE_LABEL
+    """The cluster's own node label naming GPU types, selected besides GKE's and the GPU
+    operator's (``reconcile.pods``); None: those two only."""
 
 
 # --------------------------------------------------------------------------- observed
@@ -75,6 +82,9 @@ class Observed:
     """Every pod of the run (all attempts: they all cost money)."""
     config_maps: frozenset[str] = frozenset()
     service: Mapping[str, Any] | None = None
+    accounts: frozenset[tuple[str, str]] | None = None
+    """(kind, name) of the run's ServiceAccounts, Roles and RoleBindings; None: not read, so
+    nothing is made again (``children._ensure_support``)."""
 
     @classmethod
     def from_api(
@@ -84,6 +94,7 @@ class Observed:
         pods: Iterable[Mapping[str, Any]] = (),
         config_maps: Iterable[Mapping[str, Any]] = (),
         service: Mapping[str, Any] | None = None,
+        accounts: Iterable[Mapping[str, Any]] | None = None,
     ) -> Observed:
         """Keep what belongs to *this* run: a run deleted and created again under the same
         name must not adopt the Jobs (and pods) of the old one while they are collected."""
@@ -105,7 +116,12 @@ class Observed:
         )
         if service is not None and uid and _controller_uid(service) not in (None, uid):
             service = None
-        return cls(own_jobs, own_pods, names, service)
+        owned = None if accounts is None else frozenset(
+            (str(a.get("kind")), str((a.get("metadata") or {}).get("name")))
+            for a in accounts
+            if not uid or _controller_uid(a) in (None, uid)
+        )
+        return cls(own_jobs, own_pods, names, service, owned)
 
 
 # --------------------------------------------------------------------------- readers
@@ -141,6 +157,31 @@ def _pod_name(pod: Mapping[str, Any]) -> str:
 def is_disrupted(pod: Mapping[str, Any]) -> bool:
     """The pod was evicted, preempted or drained (the ``DisruptionTarget`` condition)."""
     return "DisruptionTarget" in _true_conditions(pod)
+
+
+NODE_LOST: Final = "NodeLost"
+
+
+def is_node_lost(pod: Mapping[str, Any]) -> bool:
+    """The pod's node stopped answering, as the node lifecycle controller records it.
+
+    Either the pod says ``NodeLost`` (its status reason, or a condition's, set when a pod of
+    an unreachable node is deleted), or its ``Ready`` condition is False while every container
+    still reports ready: the controller flips only the condition once the node has been
+    silent for ``node-monitor-grace-period``; a kubelet would have flipped both.
+    """
+    status = pod.get("status") or {}
+    if status.get("reason") == NODE_LOST:
+        return True
+    conditions = status.get("conditions") or []
+    if any(c.get("reason") == NODE_LOST for c in conditions):
+        return True
+    if _phase_of(pod) not in ("Running", "Pending"):
+        return False
+    ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+    containers = status.get("containerStatuses") or []
+    return (ready is not None and ready.get("status") == "False" and bool(containers)
+            and all(cs.get("ready") for cs in containers))
 
 
 def _phase_of(pod: Mapping[str, Any]) -> str:

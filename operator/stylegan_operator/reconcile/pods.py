@@ -11,6 +11,40 @@ line as the container's termination message, which the operator quotes.
 
 Kept apart from ``jobs`` (the Job around the template, and how it fails): the pod's settings
 are most of what ``spec.resources`` asks for, and most of what a rendered Job holds.
+
+Settings sized for real clusters, each overridable:
+
+* **Rendezvous**: the pods of an attempt start minutes apart (scheduling, a CUDA image
+  pulled on a fresh node) and pod 0, which hosts torchrun's c10d store, may be the last.
+  torchrun's defaults would fail the early pods: 60 s for the first connection to the store
+  (``read_timeout``) and 600 s to join (``join_timeout``). Both are
+  ``spec.distributed.rendezvousTimeoutSeconds`` (1800 s), as long as the operator's
+  image-pull limit, so a slow pull ends as ``ImagePullFailed`` (named, not retried) rather
+  than as a rendezvous timeout of every other pod (a counted restart). ``last_call_timeout``
+  keeps torchrun's 30 s: it only delays a group that already has its minimum.
+* **Node loss**: tolerations of ``node.kubernetes.io/not-ready`` and ``unreachable`` for
+  :data:`NODE_LOSS_TOLERATION_S` (60 s) instead of the 300 s the API server adds: a pod on a
+  lost node is evicted (``DisruptionTarget``) a minute after its node is marked, and the
+  operator restarts the group without counting it (``attempts``). A blip shorter than that
+  leaves the group alone. Tolerations of the same key in ``spec.resources.tolerations`` win.
+* **Graceful stop**: ``terminationGracePeriodSeconds`` is
+  ``spec.resources.terminationGracePeriodSeconds``, else sized by resolution
+  (:func:`termination_grace_seconds`, the checkpoint of a 1024x1024 network is ~1 GB with its
+  optimizer state); torchrun is told (``TORCH_ELASTIC_SHUTDOWN_TIMEOUT``) to wait that long,
+  less :data:`SHUTDOWN_MARGIN_S`, before it SIGKILLs workers still checkpointing (its own
+  default is 30 s), so the launcher can still write its termination message.
+* **NCCL** (GPU runs): ``NCCL_SOCKET_IFNAME`` (``spec.distributed.socketInterface``, eth0),
+  ``TORCH_NCCL_ASYNC_ERROR_HANDLING=1`` (a collective that times out or errors aborts its
+  communicator and the process, so torchrun sees a failed worker instead of a hang) and
+  ``NCCL_DEBUG=WARN``. ``TORCH_NCCL_BLOCKING_WAIT`` stays unset: with async error handling
+  the watchdog already enforces the timeout without blocking the training thread. The
+  timeout itself, ``spec.distributed.collectiveTimeoutSeconds``, reaches the trainer's
+  ``init_process_group`` as ``STYLEGAN_DIST_TIMEOUT_S``.
+* **GPU type**: a required node affinity with one term per label that may name the type,
+  OR'ed: GKE's ``cloud.google.com/gke-accelerator``, the GPU operator's
+  ``nvidia.com/gpu.product`` (values from ``names.GPU_PRODUCTS``) and the operator's
+  ``--gpu-type-label`` (default ``stylegan.dev/gpu-type``), both compared to ``gpuType``.
+  ``spec.resources.nodeSelector`` still applies on top (a nodeSelector ANDs with it).
 """
 
 from __future__ import annotations
@@ -19,7 +53,10 @@ from typing import Any
 
 from stylegan_operator.api.names import (
     CHECKPOINT_MOUNT,
+    CUSTOM_GPU_TYPE_LABEL,
     DATASET_MOUNT,
+    GPU_PRODUCT_LABEL,
+    GPU_PRODUCTS,
     GPU_RESOURCE,
     GPU_TYPE_LABEL,
 )
@@ -32,7 +69,6 @@ from stylegan_operator.reconcile.render import (
     CONFIG_PATH,
     DEFAULT_TRAINER_IMAGE,
     METRICS_PORT,
-    RDZV_JOIN_TIMEOUT_S,
     RUN_AS_USER,
     TRAINER_CONTAINER,
     _meta,
@@ -44,10 +80,25 @@ from stylegan_operator.reconcile.render import (
 
 TRAINER_COMMAND = ("stylegan", "torchrun")
 """torchrun behind the launcher that keeps the workers' exit codes 64 and 75 (module docstring)."""
+NODE_LOSS_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+NODE_LOSS_TOLERATION_S = 60
+"""How long a pod stays on a NotReady or unreachable node before it is evicted (module doc)."""
+SHUTDOWN_MARGIN_S = 10
+"""What torchrun's shutdown leaves of the grace period: the launcher's own exit."""
+GRACE_BY_RESOLUTION = ((128, 60), (256, 120), (512, 180), (1024, 300))
+"""(up to this resolution, seconds): the default graceful stop, from checkpoint sizes."""
+
+
+def termination_grace_seconds(spec: RunSpec) -> int:
+    """``spec.resources.terminationGracePeriodSeconds``, else sized by resolution."""
+    if spec.resources.termination_grace_period_seconds is not None:
+        return spec.resources.termination_grace_period_seconds
+    return next(s for r, s in GRACE_BY_RESOLUTION if spec.model.resolution <= r)
 
 
 def torchrun_args(spec: RunSpec, job: str, service: str, rdzv_id: str, nodes: int) -> list[str]:
     """torchrun's flags, then the trainer command it starts on every local rank."""
+    rdzv = spec.distributed.rendezvous_timeout_seconds
     return [
         "--nnodes", str(nodes),
         "--nproc-per-node", str(spec.resources.gpus_per_node),
@@ -56,7 +107,8 @@ def torchrun_args(spec: RunSpec, job: str, service: str, rdzv_id: str, nodes: in
         "--rdzv-backend", "c10d",
         "--rdzv-endpoint", f"{job}-0.{service}:{C10D_PORT}",
         "--rdzv-id", rdzv_id,
-        "--rdzv-conf", f"join_timeout={RDZV_JOIN_TIMEOUT_S}",
+        # Pods start minutes apart and pod 0 may be last (module docstring).
+        "--rdzv-conf", f"join_timeout={rdzv},read_timeout={rdzv}",
         # The operator restarts the whole group; a local restart cannot heal a lost peer.
         "--max-restarts", "0",
         "--no-python",
@@ -70,6 +122,7 @@ def _field_env(name: str, path: str) -> dict[str, Any]:
 
 def trainer_env(run_meta: dict[str, Any], spec: RunSpec, attempt: int) -> list[dict[str, Any]]:
     """The trainer's environment; ``spec.resources.env`` overrides an entry of the same name."""
+    dist = spec.distributed
     env: list[dict[str, Any]] = [
         _field_env("NODE_NAME", "spec.nodeName"),
         _field_env("POD_NAME", "metadata.name"),
@@ -83,7 +136,17 @@ def trainer_env(run_meta: dict[str, Any], spec: RunSpec, attempt: int) -> list[d
         {"name": "HOME", "value": "/tmp"},
         {"name": "XDG_CACHE_HOME", "value": CACHE_DIR},
         {"name": "TORCH_HOME", "value": f"{CACHE_DIR}/torch"},
+        {"name": "STYLEGAN_DIST_TIMEOUT_S", "value": str(dist.collective_timeout_seconds)},
+        {"name": "TORCH_ELASTIC_SHUTDOWN_TIMEOUT", "value": str(
+            max(termination_grace_seconds(spec) - SHUTDOWN_MARGIN_S, 5))},
     ]
+    if not spec.is_cpu:
+        if dist.socket_interface:
+            env.append({"name": "NCCL_SOCKET_IFNAME", "value": dist.socket_interface})
+        env += [
+            {"name": "TORCH_NCCL_ASYNC_ERROR_HANDLING", "value": "1"},
+            {"name": "NCCL_DEBUG", "value": "WARN"},
+        ]
     index = {e["name"]: i for i, e in enumerate(env)}
     for extra in spec.resources.env:
         entry = {"name": extra.name, "value": extra.value}
@@ -167,20 +230,41 @@ def _volumes(spec: RunSpec, config_map: str) -> tuple[list[dict[str, Any]], list
     return volumes, mounts
 
 
-def _scheduling(spec: RunSpec) -> dict[str, Any]:
-    """nodeSelector and tolerations: the GPU type's, then the spec's own."""
-    r = spec.resources
-    selector: dict[str, str] = {} if spec.is_cpu else {GPU_TYPE_LABEL: r.gpu_type}
-    selector.update(r.node_selector)
-    tolerations: list[dict[str, Any]] = []
+def gpu_node_affinity(gpu_type: str, label: str | None = CUSTOM_GPU_TYPE_LABEL) -> dict[str, Any]:
+    """A required node affinity for ``gpu_type``: any label that names it will do (module doc)."""
+    terms = [[(GPU_TYPE_LABEL, [gpu_type])]]
+    if GPU_PRODUCTS.get(gpu_type):
+        terms.append([(GPU_PRODUCT_LABEL, list(GPU_PRODUCTS[gpu_type]))])
+    if label and label not in (GPU_TYPE_LABEL, GPU_PRODUCT_LABEL):
+        terms.append([(label, [gpu_type])])
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [
+            {"matchExpressions": [{"key": k, "operator": "In", "values": v} for k, v in term]}
+            for term in terms
+        ]}}}  # fmt: skip
+
+
+def _tolerations(spec: RunSpec) -> list[dict[str, Any]]:
+    """The GPU taint's, the node-loss ones (module docstring), then the spec's own."""
+    own = [t.model_dump(by_alias=True, exclude_none=True) for t in spec.resources.tolerations]
+    out: list[dict[str, Any]] = []
     if not spec.is_cpu:
-        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
-    tolerations.extend(t.model_dump(by_alias=True, exclude_none=True) for t in r.tolerations)
+        out.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    keys = {t.get("key") for t in own}
+    out += [{"key": key, "operator": "Exists", "effect": "NoExecute",
+             "tolerationSeconds": NODE_LOSS_TOLERATION_S}
+            for key in NODE_LOSS_TAINTS if key not in keys]
+    return out + own
+
+
+def _scheduling(spec: RunSpec, gpu_type_label: str | None) -> dict[str, Any]:
+    """Node affinity for the GPU type, the spec's nodeSelector, and the tolerations."""
     out: dict[str, Any] = {}
-    if selector:
-        out["nodeSelector"] = selector
-    if tolerations:
-        out["tolerations"] = tolerations
+    if spec.resources.node_selector:
+        out["nodeSelector"] = dict(spec.resources.node_selector)
+    if not spec.is_cpu:
+        out["affinity"] = gpu_node_affinity(spec.resources.gpu_type, gpu_type_label)
+    out["tolerations"] = _tolerations(spec)
     return out
 
 
@@ -221,13 +305,15 @@ def _trainer_container(
 
 def _pod_spec(
     spec: RunSpec, svc: str, container: dict[str, Any], volumes: list[dict[str, Any]],
-    service_account_name: str | None,
+    service_account_name: str | None, gpu_type_label: str | None,
 ) -> dict[str, Any]:
     """Pod settings: the Service's subdomain, no restarts, the account, scheduling, security."""
     r = spec.resources
     pod_spec: dict[str, Any] = {
         "subdomain": svc,
         "restartPolicy": "Never",
+        # The SIGTERM checkpoint's time (module docstring); the launcher tells torchrun.
+        "terminationGracePeriodSeconds": termination_grace_seconds(spec),
         "enableServiceLinks": False,
         "automountServiceAccountToken": False,
     }
@@ -237,7 +323,7 @@ def _pod_spec(
         pod_spec["automountServiceAccountToken"] = True
     if r.priority_class_name:
         pod_spec["priorityClassName"] = r.priority_class_name
-    pod_spec.update(_scheduling(spec))
+    pod_spec.update(_scheduling(spec, gpu_type_label))
     pod_spec.update(
         securityContext=pod_security_context(),
         containers=[container],
@@ -254,10 +340,11 @@ def pod_template(
     *,
     image: str | None = None,
     service_account_name: str | None = None,
+    gpu_type_label: str | None = CUSTOM_GPU_TYPE_LABEL,
 ) -> dict[str, Any]:
     """The pod template of attempt ``attempt``'s Job, for a group of ``nodes`` pods.
 
-    ``image`` and ``service_account_name`` are as for
+    ``image``, ``service_account_name`` and ``gpu_type_label`` are as for
     :func:`~stylegan_operator.reconcile.jobs.build_job`.
     """
     run = _meta(run_meta, "name")
@@ -271,5 +358,6 @@ def pod_template(
                 ANNOTATION_RUN_NAME: run,
             },
         },
-        "spec": _pod_spec(spec, service_name(run), container, volumes, service_account_name),
+        "spec": _pod_spec(spec, service_name(run), container, volumes, service_account_name,
+                          gpu_type_label),
     }

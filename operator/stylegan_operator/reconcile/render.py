@@ -40,7 +40,6 @@ DEFAULT_TRAINER_IMAGE = f"ghcr.io/stylegan-operator/trainer:{__version__}"
 EXIT_BAD_CONFIG = 64  # the trainer contract: never retried
 EXIT_RETRYABLE = 75
 RUN_AS_USER = 1000
-RDZV_JOIN_TIMEOUT_S = 1800  # image pulls of a CUDA image on fresh nodes can take many minutes
 
 LABEL_RUN = "stylegan.dev/run"
 LABEL_ATTEMPT = "stylegan.dev/attempt"

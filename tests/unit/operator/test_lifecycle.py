@@ -129,8 +129,10 @@ class World:
 
     def observed(self) -> Observed:
         service = self.others.get(("Service", render.service_name(self.run["metadata"]["name"])))
+        accounts = [o for (kind, _), o in self.others.items()
+                    if kind in ("ServiceAccount", "Role", "RoleBinding")]
         return Observed.from_api(self.run, self.jobs.values(), self.pods,
-                                 self.config_maps.values(), service)
+                                 self.config_maps.values(), service, accounts)
 
     def step(self, now: datetime) -> Plan:
         plan = decide(self.run, self.observed(), now, self.config)
@@ -538,7 +540,7 @@ def test_a_job_deleted_by_hand_is_replaced_by_the_next_attempt_without_counting(
 
 def test_missing_service_and_config_map_are_recreated_for_a_live_attempt() -> None:
     world = running_world()
-    world.others.clear()
+    world.others.pop(("Service", "faces-workers"))
     world.config_maps.clear()
     plan = world.step(T0 + timedelta(minutes=1))
     assert sorted(o["kind"] for o in plan.creates) == ["ConfigMap", "Service"]

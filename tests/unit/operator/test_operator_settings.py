@@ -50,6 +50,18 @@ def test_flags_become_the_environment_the_handlers_read(tmp_path: Path) -> None:
     assert decisions.trainer_image == "reg/t:2"
 
 
+def test_the_gpu_type_label_setting() -> None:
+    assert OperatorConfig.from_env({}).lifecycle_config().gpu_type_label == "stylegan.dev/gpu-type"
+    assert OperatorConfig().image_pull_grace == 1800.0
+    env = operator_env(interval=5, metrics_port=0, trainer_image=None, prices=None,
+                       image_pull_grace=60, report_status=True,
+                       gpu_type_label="example.com/accelerator")
+    assert OperatorConfig.from_env(env).gpu_type_label == "example.com/accelerator"
+    assert OperatorConfig.from_env({"STYLEGAN_OPERATOR_GPU_TYPE_LABEL": "-"}).gpu_type_label is None
+    with pytest.raises(ValueError, match="STYLEGAN_OPERATOR_GPU_TYPE_LABEL: 'a b' is not"):
+        OperatorConfig.from_env({"STYLEGAN_OPERATOR_GPU_TYPE_LABEL": "a b"})
+
+
 def test_an_unreadable_price_catalog_names_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "prices.yaml"
     bad.write_text("prices: [")

@@ -318,11 +318,14 @@ def test_gpu_run_requests_gpus_selects_the_type_and_tolerates_the_taint() -> Non
     assert resources["limits"]["nvidia.com/gpu"] == 4
     assert resources["requests"]["nvidia.com/gpu"] == 4
     pod = pod_spec(job)
-    assert pod["nodeSelector"] == {GPU_TYPE_LABEL: "nvidia-tesla-v100", "pool": "training"}
-    assert pod["tolerations"] == [
-        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
-        {"key": "spot", "operator": "Exists"},
-    ]
+    assert pod["nodeSelector"] == {"pool": "training"}  # the type is the affinity's
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"]
+    assert terms[0]["matchExpressions"] == [
+        {"key": GPU_TYPE_LABEL, "operator": "In", "values": ["nvidia-tesla-v100"]}]
+    assert pod["tolerations"][0] == {
+        "key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    assert pod["tolerations"][-1] == {"key": "spot", "operator": "Exists"}
 
 
 def test_cpu_run_has_no_gpu_limits_selector_or_toleration() -> None:
@@ -332,7 +335,7 @@ def test_cpu_run_has_no_gpu_limits_selector_or_toleration() -> None:
     assert "nvidia.com/gpu" not in resources.get("limits", {})
     assert "nvidia.com/gpu" not in resources.get("requests", {})
     pod = pod_spec(job)
-    assert GPU_TYPE_LABEL not in pod.get("nodeSelector", {})
+    assert GPU_TYPE_LABEL not in pod.get("nodeSelector", {}) and "affinity" not in pod
     assert not any(t.get("key") == "nvidia.com/gpu" for t in pod.get("tolerations", []))
     options = yaml.safe_load(build_config_map(META, spec, 1)["data"]["train.yaml"])
     assert options["device"] == "cpu"

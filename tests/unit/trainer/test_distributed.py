@@ -60,6 +60,16 @@ def test_init_from_env_alone(monkeypatch: pytest.MonkeyPatch) -> None:
         dist_helpers.init_from_env("cpu")
 
 
+def test_the_collective_timeout_comes_from_the_operator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STYLEGAN_DIST_TIMEOUT_S", raising=False)
+    assert dist_helpers.collective_timeout_s() == 1800
+    monkeypatch.setenv("STYLEGAN_DIST_TIMEOUT_S", "600")
+    assert dist_helpers.collective_timeout_s() == 600
+    monkeypatch.setenv("STYLEGAN_DIST_TIMEOUT_S", "0")
+    with pytest.raises(ConfigError, match="STYLEGAN_DIST_TIMEOUT_S=0: must be a positive"):
+        dist_helpers.init_from_env("cpu")
+
+
 def test_batch_must_split_across_ranks() -> None:
     assert per_rank_batch(8, 2) == 4
     with pytest.raises(ConfigError, match="batch: 6 images do not split across 4 ranks") as info:

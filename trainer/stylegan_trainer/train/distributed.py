@@ -15,6 +15,10 @@ flattened into one tensor, all-reduced once and divided by the world size
 How the ranks stay equal to one process: the loop draws the *global* batch (latents, dataset
 indices) from the seed on every rank and each rank keeps its own slice
 (:func:`rank_slice`), so 2 ranks x 4 images see exactly the images 1 rank x 8 would.
+
+How long a collective may wait for a peer (``init_process_group``'s timeout, which NCCL's
+watchdog enforces): ``STYLEGAN_DIST_TIMEOUT_S`` when set (the operator passes
+``spec.distributed.collectiveTimeoutSeconds``), else :data:`DEFAULT_TIMEOUT_S`.
 """
 
 from __future__ import annotations
@@ -104,12 +108,29 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"{name}: environment value {raw!r} is not an integer") from None
 
 
-def init_from_env(device: str | torch.device = "auto", timeout_s: float = 1800.0) -> DistContext:
+DEFAULT_TIMEOUT_S = 1800
+TIMEOUT_ENV = "STYLEGAN_DIST_TIMEOUT_S"
+
+
+def collective_timeout_s() -> int:
+    """How long a collective may wait for a peer: ``$STYLEGAN_DIST_TIMEOUT_S``, else the default."""
+    seconds = _env_int(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
+    if seconds < 1:
+        raise ConfigError(f"{TIMEOUT_ENV}={seconds}: must be a positive number of seconds")
+    return seconds
+
+
+def init_from_env(
+    device: str | torch.device = "auto", timeout_s: float | None = None
+) -> DistContext:
     """Join the rank group torchrun describes in the environment, or run alone.
 
     The backend follows the device: ``nccl`` for CUDA, ``gloo`` for CPU. Calling it again in a
-    process that already joined a group returns the existing context.
+    process that already joined a group returns the existing context. ``timeout_s`` defaults
+    to ``$STYLEGAN_DIST_TIMEOUT_S``, else :data:`DEFAULT_TIMEOUT_S` (module docstring).
     """
+    if timeout_s is None:
+        timeout_s = collective_timeout_s()
     world_size = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", 0)

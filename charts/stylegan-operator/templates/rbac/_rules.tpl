@@ -16,6 +16,12 @@ operator serves every namespace; otherwise as a Role in each served namespace.
 - apiGroups: [stylegan.dev]
   resources: [styleganruns/status]
   verbs: [get, patch]
+# Application: every child names its run as owner with blockOwnerDeletion: true, which the
+# API server allows only to who may update the owner's finalizers
+# (OwnerReferencesPermissionEnforcement, on in OpenShift).
+- apiGroups: [stylegan.dev]
+  resources: [styleganruns/finalizers]
+  verbs: [update]
 # Application: one Job per attempt; patched to suspend it, deleted when replaced.
 - apiGroups: [batch]
   resources: [jobs]
@@ -33,13 +39,14 @@ operator serves every namespace; otherwise as a Role in each served namespace.
   verbs: [get, create]
 # Application: the per-run ServiceAccount, Role and RoleBinding that let the trainer's
 # rank 0 patch its own run's status (operator/stylegan_operator/reconcile/children.py
-# build_status_role: get/patch on styleganruns/status, resourceNames: [the run]).
+# build_status_role: get/patch on styleganruns/status, resourceNames: [the run]). Listed by
+# the run's label on each reconcile, so ones deleted while the run lives are made again.
 - apiGroups: [""]
   resources: [serviceaccounts]
-  verbs: [get, create]
+  verbs: [get, list, create]
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
-  verbs: [get, create]
+  verbs: [get, list, create]
 # Framework: kopf posts the lifecycle Events on the runs.
 - apiGroups: ["", events.k8s.io]
   resources: [events]
