@@ -9,7 +9,6 @@ and review the diff.
 from __future__ import annotations
 
 import json
-
 import os
 import re
 from pathlib import Path
