@@ -37,7 +37,7 @@ bench: venv  ## benchmarks that print figures (never asserted in tests)
 	$(PY) bench/quality_reference.py
 
 generate: venv  ## regenerate every committed generated file (CRD, chart copies, dashboards, chart README)
-	.venv/bin/stylegan crd -o manifests/crd/stylegan.dev_styleganruns.yaml
+	.venv/bin/stylegan crd -f manifests/crd/stylegan.dev_styleganruns.yaml
 	cp manifests/crd/stylegan.dev_styleganruns.yaml charts/stylegan-operator/crds/
 	cp monitoring/alerts.yaml charts/stylegan-operator/rules/alerts.yaml
 	$(PY) hack/dashboards.py

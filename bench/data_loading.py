@@ -10,7 +10,7 @@ critical path instead of merely getting faster: the second figure shows that, th
 still waits for each batch when a simulated GPU step (``--step-ms`` of sleep, during which the
 training process leaves the CPU free) runs between batches. Printed, never asserted. Usage::
 
-    python bench/data_loading.py [--workers 0 2] [--batches 20] [--step-ms 100] [--json]
+    python bench/data_loading.py [--workers 0 2] [--batches 20] [--step-ms 100] [-o json]
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--batches", type=int, default=20, help="timed after the first")
     parser.add_argument("--step-ms", type=float, default=100.0, help="simulated step time")
-    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("-o", "--output", choices=["text", "json"], default="text",
+                        help="text, or one JSON object per line")
     args = parser.parse_args()
 
     import torch
@@ -105,7 +106,7 @@ def main() -> None:
             ratio=result["images_per_sec"] / base, resolution=args.resolution, batch=args.batch,
             images=args.images, zip_bytes=size,
         )  # fmt: skip
-        if args.json:
+        if args.output == "json":
             print(json.dumps(result, sort_keys=True), flush=True)
         else:
             print(

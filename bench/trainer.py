@@ -10,7 +10,7 @@ images/s of G_ema, for:
 Each configuration runs in a fresh process so the peak-memory figure is its own. The figures
 are printed, never asserted. Usage::
 
-    python bench/trainer.py [--steps N] [--json] [--cpu-only]
+    python bench/trainer.py [--steps N] [-o json] [--cpu-only]
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ CUDA_CASES = [
 def measure_in_subprocess(
     resolution: int, preset: str, device: str, mixed_precision: bool, steps: int
 ) -> dict[str, Any]:
-    """Run ``stylegan benchmark --json`` for one case in its own Python process."""
+    """Run ``stylegan benchmark -o json`` for one case in its own Python process."""
     code = "from stylegan_trainer.cli.train_commands import benchmark_cmd; benchmark_cmd()"
     args = [
-        sys.executable, "-c", code, "--json", "--resolution", str(resolution), "--preset", preset,
-        "--device", device, "--steps", str(steps),
+        sys.executable, "-c", code, "-o", "json", "--resolution", str(resolution),
+        "--preset", preset, "--device", device, "--steps", str(steps),
         "--mixed-precision" if mixed_precision else "--no-mixed-precision",
     ]  # fmt: skip
     done = subprocess.run(args, capture_output=True, text=True, check=False)
@@ -55,7 +55,8 @@ def cuda_available() -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1, help="repeats of each phase")
-    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("-o", "--output", choices=["text", "json"], default="text",
+                        help="text, or one JSON object per line")
     parser.add_argument("--cpu-only", action="store_true")
     args = parser.parse_args()
 
@@ -66,7 +67,7 @@ def main() -> None:
         cases += CUDA_CASES
     for resolution, preset, device, mixed in cases:
         result = measure_in_subprocess(resolution, preset, device, mixed, args.steps)
-        if args.json:
+        if args.output == "json":
             print(json.dumps(result, sort_keys=True), flush=True)
         elif "error" in result:
             print(f"{preset} {resolution}x{resolution} on {device}: failed: {result['error']}")

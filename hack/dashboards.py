@@ -550,17 +550,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 when the committed JSON has drifted")
-    parser.add_argument("--out", type=Path, default=OUT_DIR,
+    parser.add_argument("--outdir", type=Path, default=OUT_DIR,
                         help=f"output folder (default: {OUT_DIR.relative_to(ROOT)})")
     args = parser.parse_args(argv)
     if args.check:
-        problems = drift(args.out)
+        problems = drift(args.outdir)
         for problem in problems:
             print(problem, file=sys.stderr)
         if problems:
             print("run: .venv/bin/python hack/dashboards.py", file=sys.stderr)
         return 1 if problems else 0
-    for path in write(args.out):
+    for path in write(args.outdir):
         print(path)
     return 0
 

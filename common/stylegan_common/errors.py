@@ -1,14 +1,22 @@
-"""The trainer's exceptions and the process exit codes they map to.
+"""The trainer's exceptions and the exit codes of every ``stylegan`` command.
 
 The trainer contract (DESIGN.md) gives every way a training process can end one exit code,
-because the operator decides from that code alone whether to retry a pod:
+because the operator decides from that code alone whether to retry a pod; every other
+command uses the same codes (README, "Exit codes", lists exactly the ``EXIT_*`` names here,
+and a test holds it to them):
 
-* ``EXIT_OK`` (0): training reached its target, or stopped at its time bound.
-* ``EXIT_CONFIG`` (64, ``EX_USAGE``): the configuration or the input is wrong. Retrying cannot
-  help, so the operator fails the run. Raised *before* any compute, with one line naming the
-  field or file and what would be valid.
+* ``EXIT_OK`` (0): training reached its target, or stopped at its time bound; a command did
+  what was asked (``--help`` included).
+* ``EXIT_FAILURE`` (1): an unexpected failure, a bug (Python prints the traceback); also
+  torchrun's own code when a rank failed without saying why.
+* ``EXIT_CONFIG`` (64, ``EX_USAGE``): the configuration or the input is wrong, click's usage
+  errors (unknown option, bad choice, missing argument) included. Retrying cannot help, so
+  the operator fails the run. Raised *before* any compute, with one line naming the field,
+  option or file and what would be valid.
 * ``EXIT_RETRYABLE`` (75, ``EX_TEMPFAIL``): something outside the configuration failed (a
-  checkpoint write, a preemption). A new attempt resumes from the latest checkpoint.
+  checkpoint write, a preemption, the API server or the storage out of reach). A new attempt
+  resumes from the latest checkpoint; a command may simply be run again.
+* ``EXIT_INTERRUPTED`` (130, 128 + SIGINT): stopped by Ctrl-C, as a shell reports it.
 
 Every exception here carries its ``exit_code`` so the command layer needs no mapping table.
 """
@@ -16,14 +24,16 @@ Every exception here carries its ``exit_code`` so the command layer needs no map
 from __future__ import annotations
 
 EXIT_OK = 0
+EXIT_FAILURE = 1
 EXIT_CONFIG = 64
 EXIT_RETRYABLE = 75
+EXIT_INTERRUPTED = 130
 
 
 class TrainerError(Exception):
     """Base class of the trainer's own failures; ``exit_code`` is what the process returns."""
 
-    exit_code: int = 1
+    exit_code: int = EXIT_FAILURE
 
 
 class ConfigError(TrainerError):

@@ -96,6 +96,8 @@ def _status_schema() -> dict[str, Any]:
 
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
+    # jsonPath only (no arithmetic in a printer column): the operator writes the percentage
+    # and the money with its currency into the status as text for these columns.
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {
         "name": "Shape",
@@ -103,14 +105,30 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "jsonPath": ".status.shape",
         "description": "Nodes x GPUs per node of the active attempt",
     },
-    {"name": "Kimg", "type": "number", "jsonPath": ".status.kimg"},
-    {"name": "Target", "type": "integer", "jsonPath": ".spec.training.kimg"},
-    {"name": "Cost", "type": "number", "jsonPath": ".status.cost"},
+    {
+        "name": "Progress",
+        "type": "string",
+        "jsonPath": ".status.progressText",
+        "description": "kimg shown so far as a share of spec.training.kimg",
+    },
+    {
+        "name": "Cost",
+        "type": "string",
+        "jsonPath": ".status.costText",
+        "description": "Spent so far, every attempt included, with its currency",
+    },
     {"name": "ETA", "type": "string", "jsonPath": ".status.eta"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {"name": "Kimg", "type": "number", "jsonPath": ".status.kimg", "priority": 1},
+    {"name": "Target", "type": "integer", "jsonPath": ".spec.training.kimg", "priority": 1},
     {"name": "GPU", "type": "string", "jsonPath": ".spec.resources.gpuType", "priority": 1},
-    {"name": "Currency", "type": "string", "jsonPath": ".status.currency", "priority": 1},
-    {"name": "Projected", "type": "number", "jsonPath": ".status.projectedCost", "priority": 1},
+    {
+        "name": "Projected",
+        "type": "string",
+        "jsonPath": ".status.projectedCostText",
+        "priority": 1,
+        "description": "The cost at the end at the current speed and price",
+    },
     {"name": "Restarts", "type": "integer", "jsonPath": ".status.restarts", "priority": 1},
 ]
 

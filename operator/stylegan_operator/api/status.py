@@ -51,6 +51,9 @@ class RunStatus(ApiModel):
     )
     kimg: float | None = Field(None, description="Training progress in kimg.")
     total_kimg: int | None = Field(None, description="Target length (spec.training.kimg).")
+    progress_text: str | None = Field(
+        None, description="kimg as a share of totalKimg, for people, e.g. 20.5%."
+    )
     sec_per_kimg: float | None = Field(None, description="Measured seconds per kimg.")
     gpu_hours: float | None = Field(None, description="GPU-hours used, every attempt included.")
     cost: float | None = Field(None, description="Spend so far, in status.currency.")
@@ -58,6 +61,12 @@ class RunStatus(ApiModel):
         None, description="Spend so far plus the measured rate times the remaining kimg."
     )
     currency: str | None = Field(None, description="Currency of cost and projectedCost.")
+    cost_text: str | None = Field(
+        None, description="cost with its currency, for people, e.g. 612.19 USD."
+    )
+    projected_cost_text: str | None = Field(
+        None, description="projectedCost with its currency, e.g. 2,987.55 USD."
+    )
     eta: str | None = Field(None, description="Time left at the measured rate, e.g. 3d4h.")
     last_checkpoint: CheckpointRef | None = Field(None, description="The newest checkpoint.")
     restarts: int | None = Field(None, description="Whole-group restarts after failures.")

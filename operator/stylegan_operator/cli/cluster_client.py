@@ -1,7 +1,7 @@
 """The kubernetes client of ``stylegan runs|logs|samples``: reads with the CLI's exit codes.
 
 :class:`Cluster` reads StyleGANRuns, their Jobs, pods and trainer logs, and turns every API
-failure into a :class:`CommandError`: 64 (``EXIT_BAD_INPUT``) for what the user must fix (an
+failure into a :class:`CommandError`: 64 (``EXIT_CONFIG``) for what the user must fix (an
 unknown run, no permission), 75 (``EXIT_RETRYABLE``) for what a retry may fix (the API
 server out of reach or failing).
 
@@ -18,12 +18,10 @@ from typing import Any, Final
 
 import click
 
+from stylegan_common.errors import EXIT_CONFIG, EXIT_RETRYABLE
 from stylegan_common.kubeapi import api_error, out_of_reach
 from stylegan_operator.api.names import GROUP, PLURAL, VERSION
 from stylegan_operator.reconcile import render
-
-EXIT_BAD_INPUT: Final = 64
-EXIT_RETRYABLE: Final = 75
 
 LABEL_JOB_NAME: Final = "batch.kubernetes.io/job-name"
 
@@ -31,7 +29,7 @@ LABEL_JOB_NAME: Final = "batch.kubernetes.io/job-name"
 class CommandError(click.ClickException):
     """A failure the user can act on; ``exit_code`` follows the CLI's contract."""
 
-    def __init__(self, message: str, exit_code: int = EXIT_BAD_INPUT) -> None:
+    def __init__(self, message: str, exit_code: int = EXIT_CONFIG) -> None:
         super().__init__(message)
         self.exit_code = exit_code  # type: ignore[misc]  # click reads it per instance
 

@@ -1,12 +1,13 @@
 """``stylegan runs``, ``logs`` and ``samples``: the runs of a cluster, seen from a laptop.
 
-* ``stylegan runs`` lists StyleGANRuns with progress and money (NAME PHASE NODES KIMG COST
-  ETA AGE), from the API server through the kubernetes client, like ``kubectl get`` but
-  with the cost formatted in the run's currency; ``-o json`` gives the same rows to scripts.
+* ``stylegan runs`` lists StyleGANRuns with progress and money (NAME PHASE NODES KIMG
+  PROGRESS COST ETA AGE), from the API server through the kubernetes client, like ``kubectl
+  get``, the cost formatted in the run's currency; ``-o wide`` adds GPU, PROJECTED and
+  RESTARTS, and ``-o json``/``-o yaml`` give the same rows to scripts.
 * ``stylegan logs RUN`` prints the trainer log of rank 0 (the pod of job completion index 0
   of the run's active attempt), ``--follow`` streams it; once that pod is gone, or with
   ``--attempt N``, the copy rank 0 left beside the checkpoints (:mod:`.attempt_logs`).
-* ``stylegan samples RUN -o FILE`` copies the newest sample grid from the run's checkpoint
+* ``stylegan samples RUN [-f FILE]`` copies the newest sample grid from the run's checkpoint
   storage (``samples/fakes-<nimg>.png``, written by the trainer's rank 0 next to its
   checkpoints at every snapshot, gs:// included) through
   ``stylegan_common.storage.open_storage``; ``--list`` prints every grid there instead.
@@ -31,19 +32,17 @@ from pathlib import Path
 from typing import Any, Final
 
 import click
+import yaml
 
+from stylegan_common.cli import output_file_option, output_option
+from stylegan_common.errors import EXIT_CONFIG, EXIT_RETRYABLE
 from stylegan_operator.cli.attempt_logs import (
     archived_attempts,
     last_lines,
     read_attempt_log,
     wanted_attempt,
 )
-from stylegan_operator.cli.cluster_client import (
-    EXIT_BAD_INPUT,
-    EXIT_RETRYABLE,
-    Cluster,
-    CommandError,
-)
+from stylegan_operator.cli.cluster_client import Cluster, CommandError
 from stylegan_operator.cli.sample_grids import (
     SAMPLES_PREFIX,
     checkpoint_uri,
@@ -52,19 +51,20 @@ from stylegan_operator.cli.sample_grids import (
     latest_grid,
 )
 from stylegan_operator.cost.metering import parse_time
-from stylegan_operator.cost.pricing import CostError, format_money
+from stylegan_operator.cost.pricing import CostError, format_money, format_progress
 from stylegan_operator.reconcile import render
 
 COMPLETION_INDEX: Final = "batch.kubernetes.io/job-completion-index"
 NONE: Final = "-"
 
-TABLE_COLUMNS: Final = ("NAME", "PHASE", "NODES", "KIMG", "COST", "ETA", "AGE")
+TABLE_COLUMNS: Final = ("NAME", "PHASE", "NODES", "KIMG", "PROGRESS", "COST", "ETA", "AGE")
+WIDE_COLUMNS: Final = ("GPU", "PROJECTED", "RESTARTS")
 
 
 # --------------------------------------------------------------------------- pure: rows
 @dataclass(frozen=True)
 class RunRow:
-    """One line of ``stylegan runs``; also its JSON form (``-o json``)."""
+    """One line of ``stylegan runs``; also its JSON and YAML form (``-o json|yaml``)."""
 
     namespace: str
     name: str
@@ -78,6 +78,8 @@ class RunRow:
     eta: str | None
     created: str | None
     age_seconds: float | None
+    gpu_type: str | None = None
+    restarts: int | None = None
 
 
 def _number(value: Any) -> float | None:
@@ -123,6 +125,8 @@ def run_row(run: Mapping[str, Any], now: datetime) -> RunRow:
         eta=status.get("eta"),
         created=meta.get("creationTimestamp"),
         age_seconds=max(0.0, (now - created).total_seconds()) if created else None,
+        gpu_type=(spec.get("resources") or {}).get("gpuType"),
+        restarts=int(status["restarts"]) if isinstance(status.get("restarts"), int) else None,
     )
 
 
@@ -155,31 +159,49 @@ def format_kimg(row: RunRow) -> str:
     return done if row.total_kimg is None else f"{done}/{row.total_kimg}"
 
 
-def format_cost(row: RunRow) -> str:
-    if row.cost is None:
+def format_percent(row: RunRow) -> str:
+    if row.kimg is None or not row.total_kimg:
+        return NONE
+    return format_progress(row.kimg, row.total_kimg)
+
+
+def _money(amount: float | None, currency: str | None) -> str:
+    if amount is None:
         return NONE
     try:
-        return format_money(row.cost, row.currency or "USD")
+        return format_money(amount, currency or "USD")
     except CostError:  # an odd currency in the status: show the number anyway
-        return f"{row.cost:,.2f} {row.currency}"
+        return f"{amount:,.2f} {currency}"
 
 
-def table_cells(row: RunRow) -> list[str]:
-    return [
+def format_cost(row: RunRow) -> str:
+    return _money(row.cost, row.currency)
+
+
+def table_cells(row: RunRow, wide: bool = False) -> list[str]:
+    cells = [
         row.name,
         row.phase or "Pending",
         row.nodes or NONE,
         format_kimg(row),
+        format_percent(row),
         format_cost(row),
         row.eta or NONE,
         format_age(row.age_seconds),
     ]
+    if wide:
+        restarts = NONE if row.restarts is None else str(row.restarts)
+        cells += [row.gpu_type or NONE, _money(row.projected_cost, row.currency), restarts]
+    return cells
 
 
-def format_table(rows: Sequence[RunRow], all_namespaces: bool = False) -> str:
-    """Columns padded like kubectl's (three spaces apart); NAMESPACE first with ``-A``."""
-    header = list(TABLE_COLUMNS)
-    lines = [table_cells(r) for r in rows]
+def format_table(
+    rows: Sequence[RunRow], all_namespaces: bool = False, wide: bool = False
+) -> str:
+    """Columns padded like kubectl's (three spaces apart); NAMESPACE first with ``-A``;
+    ``wide`` adds GPU, PROJECTED and RESTARTS, as ``kubectl get -o wide`` adds columns."""
+    header = [*TABLE_COLUMNS, *(WIDE_COLUMNS if wide else ())]
+    lines = [table_cells(r, wide) for r in rows]
     if all_namespaces:
         header.insert(0, "NAMESPACE")
         lines = [[r.namespace, *cells] for r, cells in zip(rows, lines, strict=True)]
@@ -261,10 +283,8 @@ def _namespace_option(fn: Any) -> Any:
 @_namespace_option
 @click.option("-A", "--all-namespaces", is_flag=True, help="List runs of every namespace.")
 @click.option("-l", "--selector", default=None, help="Label selector, e.g. team=faces.")
-@click.option(
-    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True,
-    help="A table for people, or JSON rows for scripts.",
-)  # fmt: skip
+@output_option("table", "wide", "yaml", "json",
+               help="A table for people (wide: more columns), or the rows for scripts.")
 @_connection_options
 def runs_cmd(
     namespace: str | None, all_namespaces: bool, selector: str | None, output: str,
@@ -280,11 +300,14 @@ def runs_cmd(
     if output == "json":
         click.echo(json.dumps([asdict(r) for r in rows], indent=2))
         return
+    if output == "yaml":
+        click.echo(yaml.safe_dump([asdict(r) for r in rows], sort_keys=False), nl=False)
+        return
     if not rows:
         where = "any namespace" if scope is None else f"namespace {scope}"
         click.echo(f"No StyleGANRuns found in {where}.", err=True)
         return
-    click.echo(format_table(rows, all_namespaces=all_namespaces), nl=False)
+    click.echo(format_table(rows, all_namespaces, wide=output == "wide"), nl=False)
 
 
 @click.command("logs")
@@ -342,10 +365,7 @@ def logs_cmd(
 @click.command("samples")
 @click.argument("run")
 @_namespace_option
-@click.option(
-    "-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="Where to write the PNG (default: <run>-<kimg>kimg.png).",
-)  # fmt: skip
+@output_file_option("Where to write the PNG (default: <run>-<kimg>kimg.png).")
 @click.option(
     "--storage", default=None, metavar="URI",
     help="Read from this storage instead of spec.checkpoints.uri (e.g. a local copy of a "
@@ -357,8 +377,8 @@ def logs_cmd(
 )  # fmt: skip
 @_connection_options
 def samples_cmd(
-    run: str, namespace: str | None, output: Path | None, storage: str | None, list_only: bool,
-    kubeconfig: str | None, context: str | None,
+    run: str, namespace: str | None, output_file: Path | None, storage: str | None,
+    list_only: bool, kubeconfig: str | None, context: str | None,
 ) -> None:
     """Fetch RUN's newest sample grid (seeds 0..N of G_ema) from its checkpoint storage.
 
@@ -369,8 +389,8 @@ def samples_cmd(
     pruned. Exit 64: no such run, no spec.checkpoints, no bucket or no credentials; 75:
     no grid yet, or the storage out of reach.
     """
-    if list_only and output is not None:
-        raise click.UsageError("use --list or --output, not both")
+    if list_only and output_file is not None:
+        raise click.UsageError("use --list or --output-file, not both")
     uri = storage
     if uri is None:
         cluster = Cluster.connect(kubeconfig, context)
@@ -384,7 +404,7 @@ def samples_cmd(
     if list_only:
         click.echo(format_grid_list(uri, _list_grids(uri)), nl=False)
         return
-    output_path = _fetch_grid(uri, run, output)
+    output_path = _fetch_grid(uri, run, output_file)
     click.echo(f"wrote {output_path}")
 
 
@@ -408,7 +428,7 @@ def _print_archived_log(
             raise CommandError(
                 f"run {where}: no log of attempt {number} under {uri}/logs/ (attempts with a "
                 f"log: {', '.join(map(str, kept)) or 'none yet'})",
-                EXIT_BAD_INPUT if attempt is not None and kept else EXIT_RETRYABLE,
+                EXIT_CONFIG if attempt is not None and kept else EXIT_RETRYABLE,
             )
     if attempt is None:
         click.echo(f"(the pod of attempt {number} is gone: its log from "
@@ -427,7 +447,7 @@ def _storage_errors(uri: str) -> Iterator[None]:
         yield
     except ConfigError as exc:
         message = f"--storage/spec.checkpoints.uri {uri}: {exc}"
-        raise CommandError(message, EXIT_BAD_INPUT) from exc
+        raise CommandError(message, EXIT_CONFIG) from exc
     except StorageError as exc:
         raise CommandError(f"{uri}: {exc}", EXIT_RETRYABLE) from exc
 
@@ -450,7 +470,7 @@ def _list_grids(uri: str) -> list[tuple[str, int]]:
     return grids
 
 
-def _fetch_grid(uri: str, run: str, output: Path | None) -> Path:
+def _fetch_grid(uri: str, run: str, output_file: Path | None) -> Path:
     from stylegan_common.storage import open_storage
 
     with _storage_errors(uri):
@@ -460,9 +480,9 @@ def _fetch_grid(uri: str, run: str, output: Path | None) -> Path:
             raise _no_grid_yet(uri)
         name, nimg = found
         data = store.read_bytes(name)
-    path = output or Path(f"{run}-{nimg / 1000:g}kimg.png")
+    path = output_file or Path(f"{run}-{nimg / 1000:g}kimg.png")
     try:
         path.write_bytes(data)
     except OSError as exc:
-        raise CommandError(f"--output {path}: cannot write: {exc}") from exc
+        raise CommandError(f"--output-file {path}: cannot write: {exc}") from exc
     return path

@@ -12,6 +12,8 @@ from pathlib import Path
 import click
 import yaml
 
+from stylegan_common.cli import output_option
+from stylegan_common.errors import EXIT_CONFIG
 from stylegan_operator.cost.calibration import (
     DEFAULT_KIMG,
     PRESET_LABEL,
@@ -36,7 +38,7 @@ from stylegan_operator.cost.pricing import DEFAULT_CATALOG, CostError, PriceCata
 class EstimateInputError(click.ClickException):
     """Bad input: exit code 64, the trainer contract's "bad configuration"."""
 
-    exit_code = 64
+    exit_code = EXIT_CONFIG
 
 
 def _load_catalog(path: Path | None) -> PriceCatalog:
@@ -134,7 +136,7 @@ Examples:
     "benchmark",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="JSON printed by `stylegan benchmark --json`.",
+    help="JSON printed by `stylegan benchmark -o json`.",
 )
 @click.option(
     "--catalog",
@@ -145,7 +147,8 @@ Examples:
 @click.option(
     "--table", is_flag=True, help="Print the StyleGAN2 README training-time table, priced."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@output_option("table", "json", "yaml", help="A table with notes for people, or the rows as "
+               "JSON or YAML for scripts.")
 def estimate_cmd(
     resolution: int | None,
     preset: str,
@@ -161,7 +164,7 @@ def estimate_cmd(
     benchmark: Path | None,
     catalog: Path | None,
     table: bool,
-    as_json: bool,
+    output: str,
 ) -> None:
     try:
         prices = _load_catalog(catalog)
@@ -194,8 +197,11 @@ def estimate_cmd(
                 )
     except CostError as exc:
         raise EstimateInputError(str(exc)) from None
-    if as_json:
+    if output == "json":
         click.echo(json.dumps({"rows": [r.to_json() for r in rows]}, indent=2))
+        return
+    if output == "yaml":
+        click.echo(yaml.safe_dump({"rows": [r.to_json() for r in rows]}, sort_keys=False), nl=False)
         return
     title = (
         "StyleGAN2 README training times (NVIDIA DGX-1, Tesla V100), priced"

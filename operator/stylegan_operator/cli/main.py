@@ -10,18 +10,24 @@ operator and the cluster commands, without torch; ``pip install 'stylegan-operat
 adds the trainer. Without the extra the trainer's commands are still listed (under their own
 heading) and each answers with one line that names the extra to install, exit 64.
 
-Exit codes shared by every subcommand (the trainer contract in DESIGN.md):
-0 done, 64 bad configuration or input (never retried), 75 retryable failure.
+Exit codes shared by every subcommand (README, "Exit codes"; ``stylegan_common.errors``):
+0 done, 1 a bug, 64 bad configuration or input (never retried), 75 retryable failure, 130
+interrupted. The group runs through ``stylegan_common.cli.run_command``, so click's own usage
+errors (unknown option, bad choice, missing argument), in the group or in any subcommand,
+exit 64 with click's message rather than click's 2.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import NamedTuple
+import sys
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import click
 
+from stylegan_common.cli import run_command
 from stylegan_common.errors import EXIT_CONFIG
 
 
@@ -100,7 +106,16 @@ def _needs_extra(name: str, extra: str) -> click.Command:
 
 
 class LazyGroup(click.Group):
-    """A click group that imports a subcommand's module only when it is invoked."""
+    """A click group that imports a subcommand's module only when it is invoked, and exits
+    with the project's codes (``run_command``) when run as the program."""
+
+    def main(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, prog_name: str | None = None,
+        complete_var: str | None = None, standalone_mode: bool = True, **extra: Any,
+    ) -> Any:
+        if not standalone_mode:  # run_command's own call, or a caller that maps errors itself
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        sys.exit(run_command(self, args, prog_name))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)

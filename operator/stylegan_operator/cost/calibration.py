@@ -2,7 +2,7 @@
 
 :data:`CALIBRATION` holds every published figure ``stylegan estimate`` answers from, as
 :class:`CalibrationPoint` rows (source, preset, resolution, GPU type and count, s/kimg);
-:func:`load_benchmark` reads a ``stylegan benchmark --json`` file as one more point. The
+:func:`load_benchmark` reads a ``stylegan benchmark -o json`` file as one more point. The
 data is kept apart from the arithmetic (``scaling``, ``estimate``) so that each figure can
 be checked against its source in one place.
 
@@ -170,7 +170,7 @@ CALIBRATION: tuple[CalibrationPoint, ...] = _build_calibration()
 
 
 def load_benchmark(path: Path) -> CalibrationPoint:
-    """A calibration point from ``stylegan benchmark --json`` output."""
+    """A calibration point from ``stylegan benchmark -o json`` output."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:

@@ -1,7 +1,7 @@
 """``stylegan estimate``: how long and how much a StyleGAN2 run will take, before any run.
 
 The answer comes from a calibration table of *published* training speeds, or from a
-``stylegan benchmark --json`` measurement of the local device, priced with the cost
+``stylegan benchmark -o json`` measurement of the local device, priced with the cost
 catalog (:mod:`stylegan_operator.cost.pricing`).
 
 Which source answers: the first of the preset's sources (``stylegan2``: sg2-readme, then
@@ -122,7 +122,7 @@ def _choose_source(preset: str, resolution: int, forced: str | None) -> str:
     raise CostError(
         f"--preset/--resolution: no published figure for {preset} at {resolution}x{resolution}"
         + (f" in {forced}" if forced else "")
-        + f"; published: {listing}. Measure it with `stylegan benchmark --json` and pass "
+        + f"; published: {listing}. Measure it with `stylegan benchmark -o json` and pass "
         "--from-benchmark FILE"
     )
 
@@ -208,7 +208,7 @@ def estimate(request: EstimateRequest, catalog: PriceCatalog = DEFAULT_CATALOG) 
     if gpu_type == CPU:
         raise CostError(
             "--gpu: no published StyleGAN2 figure for CPUs; measure with "
-            "`stylegan benchmark --json` and pass --from-benchmark FILE"
+            "`stylegan benchmark -o json` and pass --from-benchmark FILE"
         )
     source = _choose_source(request.preset, resolution, request.source)
     candidates = [

@@ -412,6 +412,14 @@ def format_money(amount: float, currency: str) -> str:
     return f"{value:,.{currency_decimals(code)}f} {code}"
 
 
+def format_progress(done_kimg: float, total_kimg: float) -> str:
+    """``20.5%``: the share of the target reached, one decimal, held within 0-100% (the
+    trainer ends on a whole tick, so it may pass its target by a little)."""
+    done = _finite(done_kimg, "kimg")
+    total = _finite(total_kimg, "total kimg", positive=True)
+    return f"{min(max(done / total, 0.0), 1.0) * 100:.1f}%"
+
+
 def format_duration(seconds: float) -> str:
     """``69d 23h`` from one day on (rounded to the hour, as the StyleGAN2 README prints),
     ``4h 05m`` below a day, ``12m 30s`` below an hour."""

@@ -93,7 +93,7 @@ def throughput_ratio(
     if CPU in (base, target):
         raise CostError(
             "--gpu: CPU and GPU speeds cannot be converted into each other; measure the "
-            "device you will run on with `stylegan benchmark --json` and pass --from-benchmark"
+            "device you will run on with `stylegan benchmark -o json` and pass --from-benchmark"
         )
     relative: dict[str, tuple[float, str]] = {}
     for gpu in (base, target):
@@ -111,7 +111,7 @@ def throughput_ratio(
             known = ", ".join(sorted(THROUGHPUT_VS_V100))
             raise CostError(
                 f"--gpu: no throughput figure for GPU type {gpu!r}; known: {known}; "
-                "measure it with `stylegan benchmark --json` and pass --from-benchmark"
+                "measure it with `stylegan benchmark -o json` and pass --from-benchmark"
             )
     ratio = relative[target][0] / relative[base][0]
     notes = "; ".join(n for g in (base, target) if (n := relative[g][1]) and g != V100)

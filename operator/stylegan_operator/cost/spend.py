@@ -22,6 +22,7 @@ from stylegan_operator.cost.pricing import (
     _currency_code,
     _finite,
     currency_decimals,
+    format_money,
 )
 
 __all__ = ["RunPricing", "SpendSnapshot", "TypeSpend", "pod_gpu_seconds"]
@@ -179,6 +180,7 @@ class SpendSnapshot:
             "gpuHours": round(self.gpu_hours, 4),
             "cost": round(self.cost, currency_decimals(self.currency)),
             "currency": self.currency,
+            "costText": format_money(self.cost, self.currency),
         }
 
 

@@ -26,7 +26,13 @@ from stylegan_operator.api.names import API_VERSION
 from stylegan_operator.api.spec import RunSpec
 from stylegan_operator.cost.budget import Projection
 from stylegan_operator.cost.metering import parse_time
-from stylegan_operator.cost.pricing import USD, currency_decimals, format_duration
+from stylegan_operator.cost.pricing import (
+    USD,
+    currency_decimals,
+    format_duration,
+    format_money,
+    format_progress,
+)
 from stylegan_operator.cost.spend import RunPricing, SpendSnapshot
 from stylegan_operator.reconcile.conditions import (
     FINISHED,
@@ -164,8 +170,9 @@ class _Decision:
 # Status fields this module owns; anything else under status (the trainer's ``progress``,
 # kopf's own keys) is left alone by the merge patch.
 STATUS_FIELDS: Final = (
-    "phase", "conditions", "shape", "kimg", "totalKimg", "secPerKimg", "gpuHours", "cost",
-    "projectedCost", "currency", "eta", "lastCheckpoint", "restarts", "preemptions",
+    "phase", "conditions", "shape", "kimg", "totalKimg", "progressText", "secPerKimg",
+    "gpuHours", "cost", "costText", "projectedCost", "projectedCostText", "currency", "eta",
+    "lastCheckpoint", "restarts", "preemptions",
     "attempt", "activeJob", "observedGeneration", "startTime", "completionTime", "message",
     "costLedger", "lostWorkCostUsd", "budgetExceededAt",
 )  # fmt: skip
@@ -206,6 +213,7 @@ def _finish(
         last = progress.get("lastCheckpoint")
         if isinstance(last, Mapping) and last.get("uri"):
             status["lastCheckpoint"] = _checkpoint_ref(last, d.old.get("lastCheckpoint"))
+    _progress_text(d)
     if snapshot is not None and pricing is not None:
         status.update(snapshot.to_status())
         rate = pricing.exchange_rate
@@ -221,6 +229,10 @@ def _finish(
             status["eta"] = None if d.phase in FINISHED or d.phase == SUSPENDED else (
                 d.old.get("eta")
             )
+        projected = _float(status.get("projectedCost"))
+        status["projectedCostText"] = (
+            None if projected is None else format_money(projected, snapshot.currency)
+        )
     if d.phase != d.old.get("phase") and d.phase in (RUNNING, SUCCEEDED):
         d.event("Normal", d.phase, d.message or d.phase)
 
@@ -228,6 +240,15 @@ def _finish(
     if spec is not None and snapshot is not None and pricing is not None:
         d.plan.sample = _sample(d, spec, snapshot, projection, pricing, progress)
     return d.plan
+
+
+def _progress_text(d: _Decision) -> None:
+    """``status.progressText`` (``20.5%``) for the PROGRESS column, from the kimg and target
+    written now or before (the real share: a run stopped at a time bound ends below 100%)."""
+    kimg = _float(d.status.get("kimg", d.old.get("kimg")))
+    total = _float(d.status.get("totalKimg", d.old.get("totalKimg")))
+    if kimg is not None and total is not None and total > 0:
+        d.status["progressText"] = format_progress(kimg, total)
 
 
 def _sample(

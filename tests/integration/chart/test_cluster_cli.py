@@ -41,11 +41,12 @@ def test_runs_lists_progress_and_cost(kubectl: Kubectl, namespace: str, cluster)
     table = stylegan(cluster.kubeconfig, "runs", "-n", namespace)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "PHASE", "NODES", "KIMG", "COST", "ETA", "AGE"]
+    assert lines[0].split() == ["NAME", "PHASE", "NODES", "KIMG", "PROGRESS", "COST", "ETA",
+                                "AGE"]
     a, b = lines[1].split(), lines[2].split()
-    assert a[:6] == ["faces-a", "Running", "2", "12.5/50", "0.43", "USD"]
-    assert a[6:8] == ["7m", "30s"] and a[8].endswith("s")
-    assert b[:6] == ["faces-b", "Pending", "2", "-/50", "-", "-"]
+    assert a[:7] == ["faces-a", "Running", "2", "12.5/50", "25.0%", "0.43", "USD"]
+    assert a[7:9] == ["7m", "30s"] and a[9].endswith("s")
+    assert b[:7] == ["faces-b", "Pending", "2", "-/50", "-", "-", "-"]
 
     rows = json.loads(stylegan(cluster.kubeconfig, "runs", "-n", namespace, "-o", "json").stdout)
     assert [(r["name"], r["phase"], r["cost"]) for r in rows] == [

@@ -133,7 +133,7 @@ def test_stylegan_samples_fetches_and_lists_the_grids_of_a_gs_run(
         )  # fmt: skip
 
     newest = blobs(gcs_client, trained, "samples")[FAKES[-1]].download_as_bytes()
-    fetched = stylegan("faces", "-o", "grid.png")
+    fetched = stylegan("faces", "-f", "grid.png")
     assert fetched.returncode == 0, fetched.stderr
     assert fetched.stdout == "wrote grid.png\n"
     assert (tmp_path / "grid.png").read_bytes() == newest

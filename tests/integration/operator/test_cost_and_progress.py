@@ -171,6 +171,8 @@ def test_progress_patched_with_the_runs_own_token_reaches_the_status(
     assert status["lastCheckpoint"]["uri"] == ckpt
     assert status["eta"] == "9h 53m"  # (1000 - 12.5) kimg x 36 s
     assert status["projectedCost"] > status["cost"]
+    assert status["progressText"] == f"{12.5 / 1000 * 100:.1f}%"
+    assert status["costText"] == f"{status['cost']:,.2f} USD"
 
     # The operator exports when the checkpoint was written. The trainer stamps every
     # report's time on the same checkpoint; that must not make it look newer.

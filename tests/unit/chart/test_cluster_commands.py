@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from stylegan_operator.cli import cluster_commands as cc
+from stylegan_operator.cli.main import main
 
 NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -42,14 +44,17 @@ RUNNING = {"phase": "Running", "shape": "4x8", "kimg": 1234.56, "totalKimg": 250
 def test_a_running_run_becomes_one_row() -> None:
     row = cc.run_row(a_run(status=RUNNING), NOW)
     assert cc.table_cells(row) == [
-        "ffhq256", "Running", "4", "1234.6/25000", "4,642.56 USD", "3d 4h", "5h"]
+        "ffhq256", "Running", "4", "1234.6/25000", "4.9%", "4,642.56 USD", "3d 4h", "5h"]
     assert row.age_seconds == 5 * 3600
+    wide = {**RUNNING, "projectedCost": 9876.5, "restarts": 2}
+    assert cc.table_cells(cc.run_row(a_run(status=wide, resources={"gpuType": "A100"}), NOW),
+                          wide=True)[-3:] == ["A100", "9,876.50 USD", "2"]
 
 
 def test_a_new_run_shows_pending_and_its_spec() -> None:
     run = a_run(status={}, age=timedelta(seconds=42), cost={"currency": "JPY"})
     assert cc.table_cells(cc.run_row(run, NOW)) == [
-        "ffhq256", "Pending", "4", "-/25000", "-", "-", "42s"]
+        "ffhq256", "Pending", "4", "-/25000", "-", "-", "-", "42s"]
 
 
 def test_money_uses_the_currency_minor_units() -> None:
@@ -145,7 +150,7 @@ def test_samples_copies_the_newest_grid(tmp_path: Path, monkeypatch: pytest.Monk
     (store / "samples" / "fakes-000004000.png").write_bytes(b"old")
     (store / "samples" / "fakes-000016000.png").write_bytes(b"\x89PNG newest")
     out = tmp_path / "grid.png"
-    result = CliRunner().invoke(cc.samples_cmd, ["faces", "--storage", str(store), "-o", str(out)])
+    result = CliRunner().invoke(cc.samples_cmd, ["faces", "--storage", str(store), "-f", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_bytes() == b"\x89PNG newest"
     default = CliRunner().invoke(cc.samples_cmd, ["faces", "--storage", str(store)],
@@ -162,7 +167,7 @@ def test_samples_without_a_grid_yet_is_retryable(tmp_path: Path) -> None:
 
 def test_samples_from_an_unknown_scheme_is_bad_input(tmp_path: Path) -> None:
     result = CliRunner().invoke(cc.samples_cmd, ["faces", "--storage", "s3://bucket/run"])
-    assert result.exit_code == cc.EXIT_BAD_INPUT
+    assert result.exit_code == cc.EXIT_CONFIG
     assert "s3://bucket/run" in result.output
 
 
@@ -180,8 +185,9 @@ def test_samples_list_prints_every_grid_oldest_first(tmp_path: Path) -> None:
     ]
     empty = CliRunner().invoke(cc.samples_cmd, ["faces", "--storage", str(samples), "--list"])
     assert empty.exit_code == cc.EXIT_RETRYABLE and "no sample grid yet" in empty.output
-    both = CliRunner().invoke(cc.samples_cmd, ["faces", "--list", "-o", str(tmp_path / "g.png")])
-    assert both.exit_code == 2 and "use --list or --output, not both" in both.output
+    both = CliRunner().invoke(main, ["samples", "faces", "--list", "-f", str(tmp_path / "g.png")])
+    assert both.exit_code == cc.EXIT_CONFIG
+    assert "use --list or --output-file, not both" in both.output
 
 
 # --------------------------------------------------------------------------- commands
@@ -240,9 +246,27 @@ def test_runs_json_has_every_namespace_with_all(fake: FakeCluster) -> None:
     assert rows[1]["cost"] == 4642.561 and rows[1]["currency"] == "USD"
 
 
+def test_runs_yaml_has_the_same_rows_and_wide_adds_columns(fake: FakeCluster) -> None:
+    as_json = json.loads(CliRunner().invoke(cc.runs_cmd, ["-A", "-o", "json"]).output)
+    as_yaml = yaml.safe_load(CliRunner().invoke(cc.runs_cmd, ["-A", "-o", "yaml"]).output)
+    def timeless(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in r.items() if k != "age_seconds"} for r in rows]  # two 'now's
+
+    assert timeless(as_yaml) == timeless(as_json) and len(as_json) == 2
+    wide = CliRunner().invoke(cc.runs_cmd, ["-o", "wide"]).output.splitlines()
+    assert wide[0].split() == [*cc.TABLE_COLUMNS, *cc.WIDE_COLUMNS]
+    assert len(wide[1].split()) > len(wide[0].split())  # money cells are "N USD"
+
+
+def test_output_is_a_format_so_a_file_name_there_is_a_usage_error(fake: FakeCluster) -> None:
+    result = CliRunner().invoke(main, ["runs", "-o", "runs.json"])
+    assert result.exit_code == cc.EXIT_CONFIG
+    assert "'runs.json' is not one of 'table', 'wide', 'yaml', 'json'" in result.output
+
+
 def test_runs_refuses_a_namespace_and_all(fake: FakeCluster) -> None:
-    result = CliRunner().invoke(cc.runs_cmd, ["-n", "x", "-A"])
-    assert result.exit_code == 2 and "not both" in result.output
+    result = CliRunner().invoke(main, ["runs", "-n", "x", "-A"])
+    assert result.exit_code == cc.EXIT_CONFIG and "not both" in result.output
 
 
 def test_logs_streams_rank_0_of_the_active_attempt(fake: FakeCluster) -> None:
@@ -263,13 +287,13 @@ def test_logs_of_a_run_without_an_attempt_is_retryable(fake: FakeCluster) -> Non
 
 def test_logs_of_an_unknown_run_is_bad_input(fake: FakeCluster) -> None:
     result = CliRunner().invoke(cc.logs_cmd, ["nope"])
-    assert result.exit_code == cc.EXIT_BAD_INPUT
+    assert result.exit_code == cc.EXIT_CONFIG
     assert "faces/nope: not found" in result.output
 
 
 def test_samples_of_a_run_without_checkpoints_says_why(fake: FakeCluster) -> None:
     result = CliRunner().invoke(cc.samples_cmd, ["ffhq256"])
-    assert result.exit_code == cc.EXIT_BAD_INPUT
+    assert result.exit_code == cc.EXIT_CONFIG
     assert "no spec.checkpoints.uri" in result.output
 
 
@@ -278,7 +302,7 @@ def test_samples_reads_the_runs_checkpoint_storage(fake: FakeCluster, tmp_path: 
     (tmp_path / "samples" / "fakes-000002000.png").write_bytes(b"grid")
     fake.runs[0]["spec"]["checkpoints"] = {"uri": str(tmp_path)}
     out = tmp_path / "out.png"
-    result = CliRunner().invoke(cc.samples_cmd, ["ffhq256", "-o", str(out)])
+    result = CliRunner().invoke(cc.samples_cmd, ["ffhq256", "--output-file", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_bytes() == b"grid"
 
@@ -291,8 +315,8 @@ def _raise(exc: BaseException) -> Any:
 @pytest.mark.parametrize(
     ("error", "exit_code", "message"),
     [
-        (404, cc.EXIT_BAD_INPUT, "run x: not found"),
-        (403, cc.EXIT_BAD_INPUT, "run x: forbidden (403"),
+        (404, cc.EXIT_CONFIG, "run x: not found"),
+        (403, cc.EXIT_CONFIG, "run x: forbidden (403"),
         (400, cc.EXIT_RETRYABLE, 'container "trainer" in pod p is waiting to start'),
         (503, cc.EXIT_RETRYABLE, "run x: 503"),
     ],

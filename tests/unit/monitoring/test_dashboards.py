@@ -71,21 +71,21 @@ def test_check_mode_passes_on_a_fresh_copy_and_fails_on_each_kind_of_drift(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "dashboards"
     shutil.copytree(COMMITTED, out)
-    assert dashboards.main(["--check", "--out", str(out)]) == 0
+    assert dashboards.main(["--check", "--outdir", str(out)]) == 0
 
     cost = out / "stylegan-cost.json"
     text = cost.read_text()
     cost.write_text(text.replace("stylegan_run_projected_cost", "stylegan_run_projected"))
-    assert dashboards.main(["--check", "--out", str(out)]) == 1
+    assert dashboards.main(["--check", "--outdir", str(out)]) == 1
     assert "stylegan-cost.json: differs" in capsys.readouterr().err
 
     cost.unlink()
-    assert dashboards.main(["--check", "--out", str(out)]) == 1
+    assert dashboards.main(["--check", "--outdir", str(out)]) == 1
     assert "stylegan-cost.json: missing" in capsys.readouterr().err
 
-    dashboards.main(["--out", str(out)])
+    dashboards.main(["--outdir", str(out)])
     (out / "hand-made.json").write_text("{}\n")
-    assert dashboards.main(["--check", "--out", str(out)]) == 1
+    assert dashboards.main(["--check", "--outdir", str(out)]) == 1
     assert "hand-made.json: not generated" in capsys.readouterr().err
 
 

@@ -28,6 +28,7 @@ from stylegan_operator.cost.pricing import (
     canonical_gpu_type,
     format_duration,
     format_money,
+    format_progress,
 )
 from stylegan_operator.cost.spend import RunPricing, pod_gpu_seconds
 
@@ -224,6 +225,14 @@ def test_money_and_durations_print_like_the_reference() -> None:
         format_money(float("nan"), "USD")
     with pytest.raises(CostError):
         format_duration(-1)
+
+
+def test_progress_is_the_share_of_the_target_held_within_0_and_100_percent() -> None:
+    assert format_progress(5123.4, 25000) == "20.5%"
+    assert format_progress(0, 25000) == "0.0%"
+    assert format_progress(25004, 25000) == "100.0%"  # a last tick past the target
+    with pytest.raises(CostError):
+        format_progress(10, 0)
 
 
 # ----------------------------------------------------------------------------- measured spend

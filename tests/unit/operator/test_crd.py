@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from stylegan_operator.cli.resource_commands import crd_cmd
 
 REPO = Path(__file__).resolve().parents[3]
 COMMITTED = REPO / "manifests" / "crd" / "stylegan.dev_styleganruns.yaml"
-REGENERATE = "stylegan crd -o manifests/crd/stylegan.dev_styleganruns.yaml"
+REGENERATE = "stylegan crd -f manifests/crd/stylegan.dev_styleganruns.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +53,18 @@ def test_crd_command_prints_exactly_the_committed_text(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.output == crd_yaml()
     out = tmp_path / "crd.yaml"
-    assert CliRunner().invoke(crd_cmd, ["-o", str(out)]).exit_code == 0
+    assert CliRunner().invoke(crd_cmd, ["-f", str(out)]).exit_code == 0
     assert out.read_text() == crd_yaml()
+    assert CliRunner().invoke(crd_cmd, ["--output-file", str(out), "-o", "json"]).exit_code == 0
+    assert json.loads(out.read_text()) == build_crd()
+
+
+def test_crd_output_is_a_format_not_a_file(tmp_path: Path) -> None:
+    """``-o`` is kubectl's output format; a file name there is refused (64), not written."""
+    result = CliRunner().invoke(crd_cmd, ["-o", str(tmp_path / "crd.yaml")])
+    assert result.exit_code != 0
+    assert "is not one of 'yaml', 'json'" in result.output
+    assert not (tmp_path / "crd.yaml").exists()
 
 
 def test_stylegan_crd_through_the_main_cli() -> None:
@@ -97,7 +108,7 @@ def resolve(root: dict[str, Any], json_path: str) -> dict[str, Any] | None:
 def test_printer_columns_point_at_real_fields(crd: dict[str, Any], root: dict[str, Any]) -> None:
     columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
     names = [c["name"] for c in columns if c.get("priority", 0) == 0]
-    assert names == ["Phase", "Shape", "Kimg", "Target", "Cost", "ETA", "Age"]
+    assert names == ["Phase", "Shape", "Progress", "Cost", "ETA", "Age"]
     for column in columns:
         if column["jsonPath"] == ".metadata.creationTimestamp":
             continue

@@ -127,14 +127,14 @@ def test_spot_price_override_catalog_and_overhead(tmp_path: Path) -> None:
     assert slower.seconds == pytest.approx(234 * 3600 * 1.05)
     values = tmp_path / "values.yaml"
     values.write_text("cost:\n  prices:\n    V100: {onDemand: 3.0, nodeOnDemand: 1.0}\n")
-    code, out = run("--gpus", "8", "--catalog", str(values), "--json")
+    code, out = run("--gpus", "8", "--catalog", str(values), "-o", "json")
     assert code == 0, out
     data = json.loads(out)["rows"][0]
     assert data["cost_usd"] == pytest.approx(234 * (8 * 3.0 + 1.0))
 
 
 def test_json_output_carries_every_row_field() -> None:
-    code, out = run("--json", "--gpu", "A100", "--currency", "EUR")
+    code, out = run("-o", "json", "--gpu", "A100", "--currency", "EUR")
     assert code == 0, out
     rows = json.loads(out)["rows"]
     assert [r["gpus"] for r in rows] == [1, 2, 4, 8]

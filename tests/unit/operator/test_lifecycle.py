@@ -684,6 +684,7 @@ def test_cost_is_measured_from_pod_lifetimes_and_kept_in_the_ledger() -> None:
     assert plan.status["cost"] == pytest.approx(expected)
     assert plan.status["gpuHours"] == pytest.approx(4.0)
     assert plan.status["currency"] == "USD"
+    assert plan.status["costText"] == "8.00 USD"  # the COST column: the money and its currency
     assert plan.sample is not None and plan.sample.spend.cost_usd == pytest.approx(expected)
     world.pods.clear()  # pods are gone: the ledger remembers them
     later = world.step(end + timedelta(minutes=5))
@@ -712,6 +713,10 @@ def test_progress_from_the_trainer_reaches_the_status_and_the_projection() -> No
     assert plan.status["eta"] == "9h 00m"
     spent = 2 * 4 * 1.0 * 2.0
     assert plan.status["projectedCost"] == pytest.approx(spent + remaining / 3600 * 8 * 2.0)
+    # What kubectl's PROGRESS, COST and PROJECTED columns show (jsonPath, no arithmetic).
+    assert plan.status["progressText"] == "10.0%"
+    assert plan.status["costText"] == "16.00 USD"
+    assert plan.status["projectedCostText"] == "160.00 USD"
 
 
 def test_a_checkpoint_keeps_the_time_it_was_first_reported_and_reaches_the_metrics() -> None:

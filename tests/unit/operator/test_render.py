@@ -8,6 +8,7 @@ and review the diff.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -97,6 +98,18 @@ def test_render_command_prints_the_golden_stream() -> None:
     assert result.output == (GOLDEN / "ffhq1024-v100.yaml").read_text()
     kinds = [d["kind"] for d in yaml.safe_load_all(result.output)]
     assert kinds == ["Service", "ConfigMap", "Job"]
+
+
+def test_render_command_json_is_one_list_of_the_same_objects(tmp_path: Path) -> None:
+    example = REPO / "manifests" / "examples" / "ffhq1024-v100.yaml"
+    out = tmp_path / "objects.json"
+    result = CliRunner().invoke(render_cmd, ["-f", str(example), "-o", "json",
+                                             "--output-file", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output == ""
+    listed = json.loads(out.read_text())
+    assert (listed["apiVersion"], listed["kind"]) == ("v1", "List")
+    assert listed["items"] == list(yaml.safe_load_all((GOLDEN / "ffhq1024-v100.yaml").read_text()))
 
 
 def test_render_command_attempt_and_resume() -> None:

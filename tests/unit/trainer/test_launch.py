@@ -167,6 +167,7 @@ def test_sigterm_to_the_launcher_checkpoints_and_exits_75(dataset_dir: str, tmp_
         (1, [1, 75], 75),
         (1, [3], 1),  # other codes carry no meaning the operator acts on
         (143, [75], 75),
+        (2, [], 64),  # torchrun's own argparse usage error is bad input like any other
     ],
 )
 def test_choose_exit_code(torchrun_code: int, worker_codes: list[int], expected: int) -> None:

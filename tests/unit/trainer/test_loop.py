@@ -445,7 +445,7 @@ def test_benchmark_command_prints_the_figures_as_json() -> None:
     from stylegan_trainer.cli.train_commands import benchmark_cmd
 
     args = ["--resolution", "8", "--preset", "cpu", "--steps", "1", "--device", "cpu"]
-    result = CliRunner().invoke(benchmark_cmd, [*args, "--batch", "4", "--json"])
+    result = CliRunner().invoke(benchmark_cmd, [*args, "--batch", "4", "-o", "json"])
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output)
     assert figures["preset"] == "cpu" and figures["device"] == "cpu" and figures["batch"] == 4

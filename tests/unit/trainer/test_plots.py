@@ -105,7 +105,7 @@ def test_cli_writes_the_png_and_prints_its_path(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run")
     out = tmp_path / "figs" / "p.png"
     result = CliRunner().invoke(
-        main, ["plot", str(run), "-o", str(out), "--price-per-hour", "0.05", "--cores", "2"]
+        main, ["plot", str(run), "-f", str(out), "--price-per-hour", "0.05", "--cores", "2"]
     )
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(out)

@@ -382,7 +382,8 @@ def test_quality_command_prints_json(checkpoint: Path, extractor_file: str) -> N
         str(checkpoint),
         "--num",
         "40",
-        "--json",
+        "-o",
+        "json",
         "--device",
         "cpu",
         "--inception",
@@ -441,7 +442,7 @@ def test_quality_command_reads_a_real_checkpoint(tmp_path: Path) -> None:
     )
     result = CliRunner().invoke(
         sample_commands.quality_cmd,
-        ["--checkpoint", str(path), "--num", "20", "--json", "--device", "cpu"],
+        ["--checkpoint", str(path), "--num", "20", "-o", "json", "--device", "cpu"],
     )
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output)

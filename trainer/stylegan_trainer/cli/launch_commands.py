@@ -99,6 +99,8 @@ class _Forwarder:
 
 def _explain(exits: list[WorkerExit], code: int, torchrun_code: int) -> str:
     ranks = [e.rank for e in exits if e.exit_code == code]
+    if not ranks:  # torchrun refused its own command line
+        return f"stylegan torchrun: exiting {code} for torchrun's usage error ({torchrun_code})"
     return (f"stylegan torchrun: rank{'s' if len(ranks) > 1 else ''} {', '.join(ranks)} "
             f"exited {code}; exiting {code} rather than torchrun's {torchrun_code}")
 

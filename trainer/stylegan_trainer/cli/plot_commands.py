@@ -16,19 +16,13 @@ from pathlib import Path
 
 import click
 
+from stylegan_common.cli import output_file_option
 from stylegan_common.errors import ConfigError
 
 
 @click.command("plot")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--out",
-    "out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="PNG to write  [default: RUN_DIR/progress.png]",
-)
+@output_file_option("PNG to write  [default: RUN_DIR/progress.png]")
 @click.option(
     "--price-per-hour",
     type=float,
@@ -44,7 +38,7 @@ from stylegan_common.errors import ConfigError
     help="Cores the run held, for the cost panel  [default: 1]",
 )
 def plot_cmd(
-    run_dir: Path, out: Path | None, price_per_hour: float | None, cores: int | None
+    run_dir: Path, output_file: Path | None, price_per_hour: float | None, cores: int | None
 ) -> None:
     """Plot losses, speed, snapshot quality and cost against kimg from RUN_DIR."""
     from stylegan_trainer.report.plots import plot_run
@@ -53,9 +47,8 @@ def plot_cmd(
         click.echo("error: --cores: only used with --price-per-hour USD", err=True)
         sys.exit(ConfigError.exit_code)
     try:
-        written = plot_run(
-            run_dir, out or run_dir / "progress.png", price_per_hour=price_per_hour, cores=cores
-        )
+        written = plot_run(run_dir, output_file or run_dir / "progress.png",
+                           price_per_hour=price_per_hour, cores=cores)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

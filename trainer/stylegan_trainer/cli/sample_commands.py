@@ -18,6 +18,7 @@ from typing import Any
 import click
 import torch
 
+from stylegan_common.cli import output_option
 from stylegan_common.errors import EXIT_CONFIG, EXIT_RETRYABLE, ConfigError, StorageError
 from stylegan_trainer.quality.fid import load_feature_extractor
 from stylegan_trainer.quality.manifold import PR_NEIGHBOURS
@@ -237,7 +238,7 @@ def generate_cmd(
     help="TorchScript feature extractor for FID/KID, e.g. inception-2015-12-05.pt "
     "(never downloaded).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@output_option("table", "json", help="A table for people, or one JSON object for scripts.")
 @_device_option
 @_trunc_option
 @click.option(
@@ -253,7 +254,7 @@ def quality_cmd(
     dataset: str,
     num: int,
     inception: str | None,
-    as_json: bool,
+    output: str,
     device: str,
     truncation_psi: float,
     seed: int,
@@ -286,4 +287,4 @@ def quality_cmd(
         )
     except ConfigError as exc:  # DatasetError: missing, unreadable or too small
         raise BadInput(f"--dataset: {str(exc).removeprefix('dataset: ')}") from exc
-    click.echo(report_json(result) if as_json else format_report(result))
+    click.echo(report_json(result) if output == "json" else format_report(result))

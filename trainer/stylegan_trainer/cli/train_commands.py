@@ -28,7 +28,8 @@ from typing import Any, NoReturn
 import click
 import yaml
 
-from stylegan_common.errors import ConfigError, TrainerError
+from stylegan_common.cli import output_option, run_command
+from stylegan_common.errors import EXIT_CONFIG, ConfigError, TrainerError
 from stylegan_trainer.cli.worker_exits import record_exit
 
 # Demo price: an assumption, about the 2024 on-demand list price of one vCPU of a general-
@@ -144,7 +145,19 @@ def run_training(options: Any) -> int:
         shutdown()
 
 
-@click.command("train")
+class _TrainCommand(click.Command):
+    """``train``, whose usage errors (exit 64) are also recorded for a listening ``stylegan
+    torchrun``: otherwise torchrun would report them as its own 1, which the Job retries."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            record_exit(EXIT_CONFIG, exc.format_message())
+            raise
+
+
+@click.command("train", cls=_TrainCommand)
 @click.option("--config", "config", type=click.Path(dir_okay=False), help="YAML/JSON options file.")
 @click.option("--dataset", help="Folder, .zip, builtin:lfw or gs:// URI.")
 @click.option("--preset", help="stylegan2, paper256, paper512, paper1024, cifar, auto or cpu.")
@@ -245,10 +258,11 @@ def format_benchmark(result: dict[str, Any]) -> str:
 @click.option("--device", default="auto", show_default=True)
 @click.option("--batch", type=int, default=None, help="Global batch (default: the preset's).")
 @click.option("--mixed-precision/--no-mixed-precision", default=False, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@output_option("text", "json", help="One line for people, or one JSON object (what "
+              "`stylegan estimate --from-benchmark` reads).")
 def benchmark_cmd(
     resolution: int, preset: str, steps: int, device: str, batch: int | None,
-    mixed_precision: bool, as_json: bool,
+    mixed_precision: bool, output: str,
 ) -> None:  # fmt: skip
     """Measure sec/kimg, images/s and peak memory of training on this device."""
     from stylegan_trainer.train.benchmark import benchmark
@@ -259,7 +273,7 @@ def benchmark_cmd(
         )
     except TrainerError as exc:
         _fail(exc)
-    click.echo(json.dumps(result, sort_keys=True) if as_json else format_benchmark(result))
+    click.echo(json.dumps(result, sort_keys=True) if output == "json" else format_benchmark(result))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -453,4 +467,4 @@ def _demo_evaluate(
 
 
 if __name__ == "__main__":  # torchrun -m stylegan_trainer.cli.train_commands ...
-    train_cmd()
+    sys.exit(run_command(train_cmd))

@@ -13,7 +13,9 @@ the launcher picks the code the pod exits with by :func:`choose_exit_code`:
   at all) must not hide it;
 * else 75 if any rank recorded 75 (retryable: checkpoint I/O, preempted by SIGTERM);
 * else torchrun's own code: a worker that crashed (a traceback, an OOM kill) records
-  nothing and torchrun's 1 says "failed, counts against the retries" already.
+  nothing and torchrun's 1 says "failed, counts against the retries" already; but torchrun's
+  own usage error (argparse's 2: an unknown or missing torchrun option, before any worker
+  starts) becomes 64, the project's code for bad input (README, "Exit codes").
 
 The record is written to a temporary name and renamed, so the launcher never reads half a
 record from a worker killed while writing it; unreadable records are ignored. The first line
@@ -41,6 +43,8 @@ RECORD_PREFIX = "rank-"
 MAX_MESSAGE_CHARS = 1024  # Kubernetes keeps 4096 bytes of a termination message
 PRECEDENCE = (EXIT_CONFIG, EXIT_RETRYABLE)
 """Worker codes that replace torchrun's, first match wins."""
+ARGPARSE_USAGE = 2
+"""What torchrun's argparse exits with for a bad command line (a failed worker gives 1)."""
 
 
 @dataclass(frozen=True)
@@ -89,9 +93,11 @@ def read_exits(folder: Path) -> list[WorkerExit]:
 
 
 def choose_exit_code(torchrun_code: int, worker_codes: Iterable[int]) -> int:
-    """64 if any worker said 64, else 75 if any said 75, else torchrun's own code."""
+    """64 if any worker said 64, else 75 if any said 75, else torchrun's own code (its usage
+    error 2 as 64)."""
     codes = set(worker_codes)
-    return next((code for code in PRECEDENCE if code in codes), torchrun_code)
+    fallback = EXIT_CONFIG if torchrun_code == ARGPARSE_USAGE else torchrun_code
+    return next((code for code in PRECEDENCE if code in codes), fallback)
 
 
 def returncode_as_exit_code(returncode: int) -> int:
