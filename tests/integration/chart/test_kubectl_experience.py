@@ -22,6 +22,8 @@ import yaml
 
 from tests.support import ROOT, Kubectl, wait_for
 
+from stylegan_operator.cost.pricing import format_money, format_progress
+
 pytestmark = pytest.mark.cluster
 
 DOC = ROOT / "docs" / "kubectl.md"
@@ -35,6 +37,9 @@ TYPICAL_STATUS = {
     "secPerKimg": 31.6, "gpuHours": 208.3, "cost": 612.19, "projectedCost": 2987.55,
     "currency": "USD", "eta": "7d 6h", "restarts": 1, "attempt": 2,
     "activeJob": "ffhq256-a100-a2",
+    # The printer columns' text, as the operator writes it (reconcile.plan, cost.spend).
+    "progressText": format_progress(5123.4, 25000),
+    "costText": format_money(612.19, "USD"), "projectedCostText": format_money(2987.55, "USD"),
 }  # fmt: skip
 
 
@@ -65,12 +70,12 @@ $ kubectl get sgrun
 {get_output}```
 
 The columns: PHASE (Pending, Running, Suspended, Restarting, Succeeded, Failed), SHAPE
-(nodes x GPUs per node of the active attempt), KIMG (thousands of real images shown so far)
-against TARGET (`spec.training.kimg`), COST (spent so far, every attempt included, in
-`status.currency`), ETA (time left at the measured speed) and AGE. The table stays under
+(nodes x GPUs per node of the active attempt), PROGRESS (thousands of real images shown so
+far as a share of `spec.training.kimg`), COST (spent so far, every attempt included, with its
+currency), ETA (time left at the measured speed) and AGE. The table stays under
 {TERMINAL_WIDTH} characters wide for run names of about 20 characters. `kubectl get sgrun -o wide`
-adds GPU (type), CURRENCY, PROJECTED (the cost at the end at the current speed and price)
-and RESTARTS. `stylegan runs` prints the same runs with the cost formatted in its currency,
+adds KIMG and TARGET, GPU (type), PROJECTED (the cost at the end at the current speed and
+price, with its currency) and RESTARTS. `stylegan runs` prints the same runs with the cost formatted in its currency,
 and `kubectl get sgrun -w` follows them.
 
 ## `kubectl explain styleganrun.spec.model`
@@ -111,16 +116,17 @@ def test_printer_columns_fit_a_terminal_and_docs_show_them(
 ) -> None:
     table = kubectl("get", "sgrun", namespace=namespace).stdout
     lines = table.splitlines()
-    assert lines[0].split() == ["NAME", "PHASE", "SHAPE", "KIMG", "TARGET", "COST", "ETA", "AGE"]
-    assert lines[1].split()[:8] == ["ffhq256-a100", "Running", "1x8", "5123.4", "25000",
-                                    "612.19", "7d", "6h"]
+    assert lines[0].split() == ["NAME", "PHASE", "SHAPE", "PROGRESS", "COST", "ETA", "AGE"]
+    assert lines[1].split()[:8] == ["ffhq256-a100", "Running", "1x8", "20.5%", "612.19", "USD",
+                                    "7d", "6h"]
     widest = max(len(line) for line in lines)
     assert widest < TERMINAL_WIDTH, f"kubectl get sgrun is {widest} characters wide:\n{table}"
     # Room for a longer name: 20 characters still fit.
     assert widest + (20 - len(typical_run)) < TERMINAL_WIDTH
 
     wide = kubectl("get", "sgrun", "-o", "wide", namespace=namespace).stdout.splitlines()
-    assert wide[0].split()[-4:] == ["GPU", "CURRENCY", "PROJECTED", "RESTARTS"]
+    assert wide[0].split()[-5:] == ["KIMG", "TARGET", "GPU", "PROJECTED", "RESTARTS"]
+    assert "2,987.55 USD" in wide[1] and "5123.4" in wide[1]
 
     explain = explain_model(kubectl)
     for field in ("resolution", "preset", "channelBase", "r1Gamma", "augment"):

@@ -436,3 +436,88 @@ def test_long_release_names_still_give_valid_object_names() -> None:
     release = "a-release-name-that-goes-on-and-on-up-to-helm-s-limit"  # 53 characters
     for obj in documents(template(release=release)):
         assert len(obj["metadata"]["name"]) <= 63, obj["metadata"]["name"]
+
+
+# --------------------------------------------------------------------------- helm test
+def helm_test_pod(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (pod,) = [o for o in of_kind(objects, "Pod")
+              if o["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+    return pod
+
+
+def run_test_script(pod: dict[str, Any], url: str) -> subprocess.CompletedProcess[str]:
+    """The helm test pod's own script, run here with its Service URL pointed at ``url``."""
+    (c,) = pod["spec"]["containers"]
+    assert c["command"] == ["python", "-c"]
+    (script,) = c["args"]
+    (in_cluster,) = [line.split('"')[1] for line in script.splitlines() if "url = " in line]
+    return subprocess.run([shutil.which("python3") or "python3", "-c",
+                           script.replace(in_cluster, url)],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def serving(body: bytes) -> Any:
+    """A local HTTP server that answers every GET with ``body`` (a context manager)."""
+    import contextlib
+    import http.server
+    import threading
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802  # the name http.server calls
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    @contextlib.contextmanager
+    def run() -> Any:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
+        finally:
+            server.shutdown()
+            server.server_close()
+
+    return run()
+
+
+def test_helm_test_pod_asks_the_metrics_service_it_renders() -> None:
+    objects = render_set("default")
+    pod = helm_test_pod(objects)
+    service = find(objects, "Service")
+    (c,) = pod["spec"]["containers"]
+    (port,) = service["spec"]["ports"]
+    expected = (f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:"
+                f"{port['port']}/metrics")
+    assert f'url = "{expected}"' in c["args"][0]
+    assert pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == (
+        "before-hook-creation,hook-succeeded")
+    assert c["image"] == container(objects)["image"]  # no other image to pull
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_helm_test_passes_on_the_operators_metrics_and_fails_on_anything_else() -> None:
+    from stylegan_operator.controller import metrics
+
+    pod = helm_test_pod(render_set("default", sets=["tests.attempts=2"]))
+    with serving(metrics.RUN_METRICS.exposition()) as url:
+        answered = run_test_script(pod, url)
+    assert answered.returncode == 0, answered.stdout + answered.stderr
+    assert "the operator answers" in answered.stdout
+    with serving(b"# some other exporter\nup 1\n") as url:
+        other = run_test_script(pod, url)
+    assert other.returncode == 1 and "not with the operator's metrics" in other.stderr
+    nobody = run_test_script(pod, "http://127.0.0.1:9/metrics")  # the discard port: refused
+    assert nobody.returncode == 1 and "no answer from" in nobody.stderr
+    assert nobody.stdout.count("attempt ") == 2  # tests.attempts tries, then gives up
+
+
+@pytest.mark.parametrize("setting", ["tests.enabled=false", "metrics.service.enabled=false"])
+def test_no_helm_test_pod_without_the_service_or_when_turned_off(setting: str) -> None:
+    assert not of_kind(render_set("default", sets=[setting]), "Pod")
