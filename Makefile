@@ -5,7 +5,8 @@ export STYLEGAN_CACHE ?= $(HOME)/.cache/stylegan-operator
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv tools test demo cluster cluster-down bench generate lint clean
+.PHONY: help setup venv tools test demo cluster cluster-down bench generate lint clean \
+	chart-package chart-push images
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -13,7 +14,7 @@ help:  ## list the targets
 venv:  ## the Python environment (.venv -> a cached venv keyed by the dependencies)
 	@bash hack/setup-venv.sh >/dev/null
 
-tools:  ## etcd, Kubernetes, kwok, helm, fake-gcs-server from Go modules; Prometheus from Debian
+tools:  ## etcd, Kubernetes, kwok, helm, fake-gcs-server, an OCI registry from Go modules; Prometheus from Debian
 	@bash hack/build-tools.sh >/dev/null
 	@bash hack/install-prometheus.sh
 
@@ -42,6 +43,22 @@ generate: venv  ## regenerate every committed generated file (CRD, chart copies,
 	cp monitoring/alerts.yaml charts/stylegan-operator/rules/alerts.yaml
 	$(PY) hack/dashboards.py
 	$(PY) hack/chart-readme.py
+
+# Release (docs/releasing.md): the chart as a package and an OCI artifact, the images by bake.
+CHART_VERSION := $(shell sed -n 's/^version: *//p' charts/stylegan-operator/Chart.yaml)
+CHART_REGISTRY ?= oci://ghcr.io/stylegan-operator/charts
+HELM ?= $(STYLEGAN_CACHE)/bin/helm
+DIST ?= dist
+
+chart-package: tools  ## $(DIST)/stylegan-operator-<version>.tgz (DIST=dist), linted first
+	$(HELM) lint --strict charts/stylegan-operator
+	$(HELM) package charts/stylegan-operator -d $(DIST)
+
+chart-push: chart-package  ## push the packaged chart to $(CHART_REGISTRY) (helm registry login first)
+	$(HELM) push $(DIST)/stylegan-operator-$(CHART_VERSION).tgz $(CHART_REGISTRY) $(HELM_PUSH_FLAGS)
+
+images:  ## operator and trainer images with SBOM and provenance (docker buildx bake, docker-bake.hcl)
+	docker buildx bake $(BAKE_FLAGS)
 
 lint: venv  ## ruff
 	.venv/bin/ruff check common operator trainer tests bench hack

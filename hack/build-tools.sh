@@ -118,9 +118,13 @@ build_fakegcs() {
   build_simple fakegcs "$FAKE_GCS_VERSION" github.com/fsouza/fake-gcs-server \
     github.com/fsouza/fake-gcs-server fake-gcs-server
 }
+build_registry() {  # the OCI registry that `helm push` is tested against
+  build_simple registry "$REGISTRY_VERSION" github.com/distribution/distribution/v3 \
+    github.com/distribution/distribution/v3/cmd/registry registry
+}
 
 # Small tools first, so a failure in the long Kubernetes build shows the rest working.
 targets=("${@:$((INIT+1))}")
-[[ ${#targets[@]} -eq 0 ]] && targets=(etcd kwok fakegcs helm k8s)
+[[ ${#targets[@]} -eq 0 ]] && targets=(etcd kwok fakegcs helm registry k8s)
 for t in "${targets[@]}"; do "build_$t"; done
 echo "$BIN"
