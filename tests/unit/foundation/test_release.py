@@ -14,9 +14,9 @@ import tomllib
 from typing import Any
 
 import yaml
-from tests.support import ROOT
 
 import stylegan_operator
+from tests.support import ROOT
 
 BAKE = ROOT / "docker-bake.hcl"
 CHART = ROOT / "charts" / "stylegan-operator"
