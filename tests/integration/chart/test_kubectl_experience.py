@@ -20,9 +20,8 @@ import re
 import pytest
 import yaml
 
-from tests.support import ROOT, Kubectl, wait_for
-
 from stylegan_operator.cost.pricing import format_money, format_progress
+from tests.support import ROOT, Kubectl, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -75,8 +74,8 @@ far as a share of `spec.training.kimg`), COST (spent so far, every attempt inclu
 currency), ETA (time left at the measured speed) and AGE. The table stays under
 {TERMINAL_WIDTH} characters wide for run names of about 20 characters. `kubectl get sgrun -o wide`
 adds KIMG and TARGET, GPU (type), PROJECTED (the cost at the end at the current speed and
-price, with its currency) and RESTARTS. `stylegan runs` prints the same runs with the cost formatted in its currency,
-and `kubectl get sgrun -w` follows them.
+price, with its currency) and RESTARTS. `stylegan runs` prints the same runs (`-o wide`,
+`-o json`), and `kubectl get sgrun -w` follows them.
 
 ## `kubectl explain styleganrun.spec.model`
 
