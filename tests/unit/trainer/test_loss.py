@@ -321,3 +321,25 @@ def test_bad_hyperparameters_name_the_field() -> None:
         StyleGAN2Loss(G, D, r1_gamma=-1)
     with pytest.raises(ValueError, match="style_mixing_prob"):
         StyleGAN2Loss(G, D, style_mixing_prob=1.5)
+
+
+def test_d_step_gradients_are_those_of_the_whole_loss() -> None:
+    """The D phase sends its fakes' and reals' terms backward one after the other (to hold
+    one batch's graph at a time); the gradients must be those of the summed loss."""
+    G, D, real, z = _networks_and_batch(batch=4)
+    reference = copy.deepcopy(D)
+    gamma, gain = 2.0, 16.0
+    loss = StyleGAN2Loss(G, D, r1_gamma=gamma)
+    torch.manual_seed(5)  # the same style mixing and noise in both generator calls
+    loss.accumulate_gradients("Dboth", real, None, z, None, gain=gain)
+
+    torch.manual_seed(5)
+    with torch.no_grad():
+        fake = G(z, None, style_mixing_prob=0.9, return_ws=True)[0]
+    x = real.detach().requires_grad_(True)
+    real_logits = reference(x)
+    whole = (d_logistic_loss(real_logits, reference(fake))
+             + (r1_penalty(x, real_logits) * gamma / 2).mean())
+    whole.mul(gain).backward()
+    for got, want in zip(_grads(D), _grads(reference), strict=True):
+        torch.testing.assert_close(got, want)

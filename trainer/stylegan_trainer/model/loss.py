@@ -282,15 +282,18 @@ class StyleGAN2Loss:
         do_r1: bool,
     ) -> dict[str, Tensor]:
         stats: dict[str, Tensor] = {}
-        total = torch.zeros([], device=real_img.device)
         if do_main:
+            # The fakes' term goes backward on its own, before D sees the reals: its graph
+            # (every activation of D on the fake batch) is freed first, so the D step never
+            # holds the graphs of both batches at once; the gradients are the same sum.
             with torch.no_grad():
                 gen_img, _ = self._run_G(gen_z, gen_c)
             fake_logits = self._run_D(gen_img, gen_c)
             loss_fake = F.softplus(fake_logits)
-            total = total + loss_fake.mean()
+            loss_fake.mean().mul(gain).backward()
             stats["Loss/scores/fake"] = fake_logits.detach().mean()
             stats["Loss/signs/fake"] = fake_logits.detach().sign().mean()
+            del gen_img, fake_logits
         # R1 differentiates D(augment(x)) with respect to the un-augmented reals.
         real = real_img.detach().requires_grad_(do_r1)
         real_logits = self._run_D(real, real_c)
@@ -308,6 +311,5 @@ class StyleGAN2Loss:
             real_term = real_term + loss_r1.reshape(real_term.shape)
             stats["Loss/r1_penalty"] = penalty.detach().mean()
             stats["Loss/D/reg"] = loss_r1.detach().mean()
-        total = total + real_term.mean()
-        total.mul(gain).backward()
+        real_term.mean().mul(gain).backward()
         return stats
