@@ -132,6 +132,16 @@ class TrainingSpec(ApiModel):
         description="Global batch size, split evenly over every GPU (or CPU process) of the "
         "run: it must divide by nodes x gpusPerNode.",
     )
+    batch_per_gpu: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        alias="batchPerGPU",
+        description="Images per GPU in one forward/backward pass (the official batch_gpu); "
+        "each GPU's share of batchSize runs in rounds whose gradients are accumulated, so a "
+        "large batch fits a small GPU with the same gradients. Must divide batchSize / (nodes "
+        "x gpusPerNode). Unset: one pass over the whole share.",
+    )
     snapshot_kimg: int = Field(
         200,
         ge=1,
@@ -276,6 +286,32 @@ _BATCH_DIVIDES_CEL = (
 )
 
 
+def _share_divides(nodes: str) -> str:
+    return (f"(self.training.batchSize / ({nodes} * self.resources.gpusPerNode)) "
+            "% self.training.batchPerGPU == 0")
+
+
+_BATCH_PER_GPU_DIVIDES_CEL = (
+    "!has(self.training.batchPerGPU) || self.training.batchPerGPU < 1 || "
+    "self.resources.gpusPerNode < 1 || ("
+    "has(self.resources.nodes) ? "
+    f"self.resources.nodes < 1 || {_share_divides('self.resources.nodes')} : "
+    "has(self.resources.minNodes) && has(self.resources.maxNodes) ? "
+    "self.resources.minNodes < 1 || self.resources.maxNodes < 1 || "
+    f"({_share_divides('self.resources.minNodes')} && "
+    f"{_share_divides('self.resources.maxNodes')}) : "
+    f"{_share_divides('1')})"
+)
+
+
+def _share_divided(s: RunSpec) -> bool:
+    per_pass = s.training.batch_per_gpu
+    return per_pass is None or all(
+        (s.training.batch_size // (n * s.resources.gpus_per_node)) % per_pass == 0
+        for n in {s.min_node_count, s.node_count}
+    )
+
+
 class RunSpec(ApiModel):
     """A StyleGAN2 training run: what to train, on what, and what it may cost."""
 
@@ -289,6 +325,14 @@ class RunSpec(ApiModel):
                 for n in {s.min_node_count, s.node_count}
             ),
             field_path=".training.batchSize",
+        ),
+        Rule(
+            cel=_BATCH_PER_GPU_DIVIDES_CEL,
+            message="spec.training.batchPerGPU must divide each GPU's share of the batch "
+            "(batchSize / (nodes x gpusPerNode); for an elastic run at both minNodes and "
+            "maxNodes)",
+            check=_share_divided,
+            field_path=".training.batchPerGPU",
         ),
         Rule(
             cel="self.resources.gpuType != 'cpu' || self.training.mixedPrecision == 'none'",

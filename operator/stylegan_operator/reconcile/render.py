@@ -243,6 +243,8 @@ def trainer_options(spec: RunSpec) -> dict[str, Any]:
         "progress_bar": "off",  # pod logs are not a terminal
         "metrics_port": METRICS_PORT,
     }
+    if t.batch_per_gpu is not None:
+        opts["batch_per_gpu"] = t.batch_per_gpu
     if ckpt is not None:
         opts["checkpoint_uri"] = ckpt.uri
         opts["keep_checkpoints"] = ckpt.keep

@@ -48,6 +48,16 @@ INVALID_SPECS: list[tuple[str, dict[str, Any], str]] = [
         },
         "spec.training.batchSize",
     ),
+    # 32 images over 2 x 4 GPUs: 4 a GPU, so 1, 2 or 4 a pass.
+    ("batch-per-gpu-not-dividing", {"training": {"batchPerGPU": 3}}, "spec.training.batchPerGPU"),
+    ("batch-per-gpu-over-share", {"training": {"batchPerGPU": 8}}, "spec.training.batchPerGPU"),
+    (
+        "elastic-batch-per-gpu-at-max",  # 32 over 4 x 4 GPUs: 2 a GPU, not 4
+        {"resources": {"nodes": None, "minNodes": 1, "maxNodes": 4},
+         "training": {"batchPerGPU": 4}},
+        "spec.training.batchPerGPU",
+    ),
+    ("batch-per-gpu-zero", {"training": {"batchPerGPU": 0}}, "spec.training.batchPerGPU"),
     ("unknown-precision", {"training": {"mixedPrecision": "fp8"}}, "spec.training.mixedPrecision"),
     (
         "fp16-on-cpu",

@@ -654,3 +654,13 @@ def test_the_resume_annotation_names_what_the_operator_knew() -> None:
     assert resume_uri_for(spec, None) == "gs://pretrained/ffhq.pt"
     assert resume_uri_for(spec, "gs://checkpoints/run/c2.pt") == "gs://checkpoints/run/c2.pt"
     assert resume_uri_for(spec_with({"checkpoints": None}), None) is None
+
+
+def test_batch_per_gpu_reaches_the_trainer_only_when_set(tmp_path: Path) -> None:
+    from stylegan_trainer.cli.train_commands import build_options
+
+    assert "batch_per_gpu" not in trainer_options(spec_with())
+    cm = build_config_map(META, spec_with({"training": {"batchPerGPU": 2}}), 1)
+    path = tmp_path / "train.yaml"
+    path.write_text(cm["data"]["train.yaml"])
+    assert build_options(str(path), {}).batch_per_gpu == 2

@@ -158,6 +158,13 @@ def test_elastic_run_node_counts_keep_the_batch_divisible() -> None:
     assert spec.feasible_node_counts() == [8, 4, 2, 1]
 
 
+def test_batch_per_gpu_is_spelt_as_the_official_batch_gpu_and_may_be_left_out() -> None:
+    spec = validate_spec(apply_patch(BASE_SPEC, {"training": {"batchPerGPU": 2}}))
+    assert spec.training.batch_per_gpu == 2
+    assert spec.model_dump(by_alias=True)["training"]["batchPerGPU"] == 2
+    assert validate_spec(BASE_SPEC).training.batch_per_gpu is None
+
+
 def test_fixed_run_has_one_feasible_node_count() -> None:
     assert validate_spec(BASE_SPEC).feasible_node_counts() == [2]
 

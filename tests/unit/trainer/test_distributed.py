@@ -24,6 +24,7 @@ from stylegan_common.errors import EXIT_CONFIG, ConfigError
 from stylegan_trainer.train import distributed as dist_helpers
 from stylegan_trainer.train.distributed import (
     StatsCollector,
+    accumulation_rounds,
     average_gradients,
     per_rank_batch,
     rank_slice,
@@ -76,6 +77,15 @@ def test_batch_must_split_across_ranks() -> None:
         per_rank_batch(6, 4)
     assert info.value.exit_code == EXIT_CONFIG
     assert rank_slice(torch.arange(8), 1, 2).tolist() == [4, 5, 6, 7]
+
+
+def test_accumulation_rounds_divide_the_rank_share_or_name_the_field() -> None:
+    assert accumulation_rounds(16, None) == 1
+    assert accumulation_rounds(16, 16) == 1
+    assert accumulation_rounds(16, 4) == 4
+    for bad in (3, 32):
+        with pytest.raises(ConfigError, match=r"^batch_per_gpu: .*valid: 1, 2, 4, 8, 16$"):
+            accumulation_rounds(16, bad)
 
 
 def test_stats_collector_weights_by_count() -> None:
@@ -235,3 +245,29 @@ def test_two_ranks_resume_from_a_checkpoint(
         seen = torch.load(f"{result}.{rank}", weights_only=True)
         assert seen["same"], f"rank {rank} did not resume the checkpointed weights"
         assert seen["nimg"] == 16  # two steps of the global batch of 8
+
+
+def test_batch_per_gpu_rounds_train_like_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, noise_dataset: Callable[..., str]
+) -> None:
+    """Batch 8 in 4 rounds of 2 gives the weights of batch 8 in one pass: every phase's
+    rounds add up to the gradient of the whole batch (``phases.optimize_phase``). The
+    settings are those of the two-rank test above (one-image minibatch-std groups, no style
+    mixing or path length, constant noise), which make one batch's gradient independent of
+    how it is split; with them on, rounds differ as the official code's rounds do."""
+    import dataclasses
+
+    from stylegan_trainer.model import generator as networks
+
+    monkeypatch.setattr(networks.SynthesisNetwork, "forward", networks.SynthesisNetwork.forward)
+    _constant_noise()
+    data = str(noise_dataset(16, seed=2))
+    whole = _train(_options(data, str(tmp_path / "whole")), None)
+    options = dataclasses.replace(_options(data, str(tmp_path / "rounds")), batch_per_gpu=2)
+    rounds = _train(options, None)
+    # w_avg (the truncation centre) is a running mean moved once per pass, as the official
+    # loop moves it once per round: not a gradient, so it may differ.
+    diffs = {k: (whole[k] - rounds[k]).abs().max().item() for k in whole
+             if not k.endswith("w_avg")}
+    worst = max(diffs.values())
+    assert worst < 1e-5, f"largest difference {worst}"

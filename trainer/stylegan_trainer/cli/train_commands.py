@@ -164,6 +164,8 @@ class _TrainCommand(click.Command):
 @click.option("--resolution", type=int, help="Image size, a power of two.")
 @click.option("--kimg", type=float, help="Train until this many thousand real images.")
 @click.option("--batch", type=int, help="Global batch size (all ranks).")
+@click.option("--batch-per-gpu", type=int,
+              help="Images per GPU per pass; the rank's share runs in rounds (accumulated).")
 @click.option("--snapshot-kimg", type=float, help="Checkpoint and grid every this many kimg.")
 @click.option("--seed", type=int, help="Random seed.")
 @click.option("--outdir", help="Folder for samples, stats.jsonl and progress.json.")

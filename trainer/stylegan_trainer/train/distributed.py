@@ -205,6 +205,22 @@ def per_rank_batch(global_batch: int, world_size: int) -> int:
     return global_batch // world_size
 
 
+def accumulation_rounds(batch_per_rank: int, batch_per_gpu: int | None) -> int:
+    """How many passes a rank makes over its share of a step's batch (1 when ``None``).
+
+    Raises ``ConfigError`` naming ``batch_per_gpu`` when it does not divide the share.
+    """
+    if batch_per_gpu is None or batch_per_gpu == batch_per_rank:
+        return 1
+    if batch_per_gpu > batch_per_rank or batch_per_rank % batch_per_gpu:
+        divisors = [d for d in range(1, batch_per_rank + 1) if batch_per_rank % d == 0]
+        raise ConfigError(
+            f"batch_per_gpu: {batch_per_gpu} must divide the {batch_per_rank} images each rank "
+            f"gets per step (batch / ranks); valid: {', '.join(map(str, divisors))}"
+        )
+    return batch_per_rank // batch_per_gpu
+
+
 def rank_slice(global_tensor: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
     """This rank's contiguous share of a global batch drawn identically on every rank."""
     per_rank = per_rank_batch(global_tensor.shape[0], world_size)

@@ -50,6 +50,7 @@ from stylegan_trainer.train.build import (
 from stylegan_trainer.train.distributed import (
     DistContext,
     StatsCollector,
+    accumulation_rounds,
     per_rank_batch,
     resolve_device,
 )
@@ -98,6 +99,7 @@ class Trainer:
         self.preset = resolve_training_preset(options, self.ctx.world_size)
         self.batch = self.preset.batch_size
         self.batch_per_rank = per_rank_batch(self.batch, self.ctx.world_size)
+        self.rounds = accumulation_rounds(self.batch_per_rank, options.batch_per_gpu)
         self.total_nimg = round((options.kimg or self.preset.total_kimg) * 1000)
         self.dataset = open_dataset(options.dataset, options.resolution, xflip=options.xflip)
         self.c_dim = label_dim(options, self.dataset)
@@ -198,7 +200,7 @@ class Trainer:
     ) -> dict[str, float]:
         """One phase on the latents this step draws for it (see ``phases.optimize_phase``)."""
         gen_z, gen_c = self.latents.draw(self.cur_step, phase_index)
-        return optimize_phase(phase, self.loss, real, real_c, gen_z, gen_c)
+        return optimize_phase(phase, self.loss, real, real_c, gen_z, gen_c, self.rounds)
 
     def train_step(self) -> None:
         """One global batch through the phases due at this step, then EMA, counters and ADA."""
@@ -308,11 +310,16 @@ class Trainer:
         self.reporter.log(
             f"training {self.options.preset} at {self.options.resolution}px on "
             f"{self.ctx.world_size} x {self.device}: batch {self.batch} "
-            f"({self.batch_per_rank} per rank), G {params(self.G):,} and D {params(self.D):,} "
+            f"({self.batch_per_rank} per rank{self._rounds_text}), G {params(self.G):,} and D {params(self.D):,} "
             f"parameters, {len(self.dataset)} images ({self.data_workers} data workers), "
             f"augment {self.augment_mode}, "
             f"target {self.total_nimg / 1000:g} kimg, at kimg {self.cur_nimg / 1000:.1f}{resumed}"
         )
+
+    @property
+    def _rounds_text(self) -> str:
+        per_pass = self.batch_per_rank // self.rounds
+        return f" in {self.rounds} rounds of {per_pass}" if self.rounds > 1 else ""
 
     def _report_tick(self, clock: TickClock) -> None:
         stats = self.tick_stats.reduce(self.device)  # a collective: every rank takes part

@@ -38,6 +38,10 @@ class TrainingOptions:
     resolution: int = 256
     kimg: float | None = None  # target length; None: the preset's total_kimg
     batch: int | None = None  # global batch over all ranks; None: the preset's
+    # Images per GPU in one forward/backward pass (the official batch_gpu); the rank's share
+    # of the batch runs in batch/ranks/batch_per_gpu rounds whose gradients add up. None: one
+    # round of the whole share.
+    batch_per_gpu: int | None = None
     snapshot_kimg: float = 200.0  # checkpoint + sample grid every this many kimg
     seed: int = 0
     outdir: str = "out/train"
@@ -98,6 +102,11 @@ class TrainingOptions:
             _check_type("batch", self.batch, int)
             if self.batch < 1:
                 raise ConfigError(f"batch: {self.batch} must be a positive number of images")
+        if self.batch_per_gpu is not None:
+            _check_type("batch_per_gpu", self.batch_per_gpu, int)
+            if self.batch_per_gpu < 1:
+                raise ConfigError(f"batch_per_gpu: {self.batch_per_gpu} must be a positive "
+                                  "number of images")
         _check_positive("snapshot_kimg", self.snapshot_kimg)
         _check_type("seed", self.seed, int)
         if not 0 <= self.seed < 2**32:

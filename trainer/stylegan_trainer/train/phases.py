@@ -105,10 +105,29 @@ def optimize_phase(
     real_c: torch.Tensor | None,
     gen_z: torch.Tensor,
     gen_c: torch.Tensor | None,
+    rounds: int = 1,
 ) -> dict[str, float]:
-    """One phase: zero grads, the loss's backward, one all-reduce, one optimiser step."""
+    """One phase: zero grads, the loss's backward, one all-reduce, one optimiser step.
+
+    With ``rounds`` > 1 (``batch_per_gpu``) the rank's share goes through the loss in that
+    many equal slices, each backward scaled by ``1/rounds``: the per-image means then add up
+    to the mean over the whole share, so the gradients are those of one pass over it (the
+    official loop sums unscaled rounds, which Adam nearly forgives; the exact mean keeps a
+    run's numbers independent of how it is split). Minibatch-std groups and path-length
+    batches form within each slice, as they do there; stats are the mean over the slices.
+    """
     phase.optimizer.zero_grad(set_to_none=True)
-    stats = loss.accumulate_gradients(phase.name, real, real_c, gen_z, gen_c, phase.interval)
+    if rounds == 1:
+        stats = loss.accumulate_gradients(phase.name, real, real_c, gen_z, gen_c, phase.interval)
+    else:
+        gain = phase.interval / rounds
+        reals, zs = real.chunk(rounds), gen_z.chunk(rounds)
+        real_cs = real_c.chunk(rounds) if real_c is not None else [None] * rounds
+        gen_cs = gen_c.chunk(rounds) if gen_c is not None else [None] * rounds
+        stats = {}
+        for r, rc, z, zc in zip(reals, real_cs, zs, gen_cs, strict=True):
+            for key, value in loss.accumulate_gradients(phase.name, r, rc, z, zc, gain).items():
+                stats[key] = stats.get(key, 0.0) + value / rounds
     average_gradients(phase.module)
     phase.optimizer.step()
     return stats
