@@ -311,7 +311,8 @@ class Trainer:
             f"training {self.options.preset} at {self.options.resolution}px on "
             f"{self.ctx.world_size} x {self.device}: batch {self.batch} "
             f"({self.batch_per_rank} per rank{self._rounds_text}), G {params(self.G):,} and "
-            f"D {params(self.D):,} parameters, {len(self.dataset)} images ({self.data_workers} data workers), "
+            f"D {params(self.D):,} parameters, {len(self.dataset)} images "
+            f"({self.data_workers} data workers), "
             f"augment {self.augment_mode}, "
             f"target {self.total_nimg / 1000:g} kimg, at kimg {self.cur_nimg / 1000:.1f}{resumed}"
         )
