@@ -18,7 +18,7 @@ from stylegan_operator.api.rules import FieldRules, Rule
 
 Preset = Literal["stylegan2", "paper256", "paper512", "paper1024", "cifar", "auto", "cpu"]
 Augment = Literal["ada", "noaug", "fixed"]
-MixedPrecision = Literal["none", "fp16", "bf16"]
+MixedPrecision = Literal["auto", "none", "fp16", "bf16"]
 Currency = Literal["USD", "EUR", "JPY", "GBP"]
 BudgetAction = Literal["Suspend", "Fail", "Warn"]
 

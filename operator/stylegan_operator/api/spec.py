@@ -150,9 +150,11 @@ class TrainingSpec(ApiModel):
         "50 ticks of 4 kimg).",
     )
     mixed_precision: MixedPrecision = Field(
-        "none",
-        description="Mixed precision in the 4 highest resolutions, on GPUs: none, fp16 (as the "
-        "official code) or bf16.",
+        "auto",
+        description="Reduced precision in the 4 highest resolutions, on GPUs: auto (bf16 where "
+        "the GPU has it natively, A100/L4/H100 and newer; else fp16 with the published clamp, "
+        "V100/T4; TF32 matmuls on), fp16, bf16, or none (fp32 throughout). A CPU run trains "
+        "in fp32 whatever this says, so only none and auto are valid there.",
     )
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Random seed for weights and sampling.")
 
@@ -335,10 +337,12 @@ class RunSpec(ApiModel):
             field_path=".training.batchPerGPU",
         ),
         Rule(
-            cel="self.resources.gpuType != 'cpu' || self.training.mixedPrecision == 'none'",
-            message="spec.training.mixedPrecision needs GPUs: use none when "
+            cel="self.resources.gpuType != 'cpu' || "
+            "self.training.mixedPrecision in ['none', 'auto']",
+            message="spec.training.mixedPrecision fp16 and bf16 need GPUs: use auto or none when "
             "spec.resources.gpuType is cpu",
-            check=lambda s: s.resources.gpu_type != CPU or s.training.mixed_precision == "none",
+            check=lambda s: s.resources.gpu_type != CPU
+            or s.training.mixed_precision in ("none", "auto"),
             field_path=".training.mixedPrecision",
         ),
         Rule(

@@ -218,8 +218,6 @@ def trainer_options(spec: RunSpec) -> dict[str, Any]:
     ):
         if value is not None:
             overrides[key] = value
-    if t.mixed_precision == "bf16":
-        overrides["mp_dtype"] = "bf16"
     snapshot_kimg = t.snapshot_kimg
     if ckpt is not None and ckpt.interval_kimg is not None:
         snapshot_kimg = min(snapshot_kimg, ckpt.interval_kimg)
@@ -233,7 +231,7 @@ def trainer_options(spec: RunSpec) -> dict[str, Any]:
         "kimg": t.kimg,
         "batch": t.batch_size,
         "snapshot_kimg": snapshot_kimg,
-        "mixed_precision": t.mixed_precision != "none",
+        "mixed_precision": t.mixed_precision,  # auto: the trainer asks the GPU it runs on
         "seed": t.seed,
         "device": "cpu" if spec.is_cpu else "cuda",
         "outdir": ckpt.uri if ckpt is not None and local_checkpoints else SCRATCH_OUTDIR,

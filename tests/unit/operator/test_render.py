@@ -590,7 +590,7 @@ def test_config_map_holds_the_trainer_options() -> None:
         "kimg": 1000,
         "batch": 32,
         "snapshot_kimg": 20,  # checkpoints every 20 kimg beat samples every 50
-        "mixed_precision": True,
+        "mixed_precision": "bf16",
         "seed": 0,
         "device": "cuda",
         "outdir": SCRATCH_OUTDIR,  # gs:// checkpoints: grids are also copied to <uri>/samples/
@@ -599,7 +599,7 @@ def test_config_map_holds_the_trainer_options() -> None:
         "metrics_port": METRICS_PORT,
         "checkpoint_uri": "gs://checkpoints/run",
         "keep_checkpoints": 3,
-        "overrides": {"channel_base": 16384, "r1_gamma": 10.0, "mp_dtype": "bf16"},
+        "overrides": {"channel_base": 16384, "r1_gamma": 10.0},
     }
 
 

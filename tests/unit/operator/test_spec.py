@@ -25,7 +25,7 @@ def test_minimal_spec_gets_the_documented_defaults() -> None:
     assert spec.model.augment == "ada"
     assert spec.training.kimg == 25000
     assert spec.training.batch_size == 32
-    assert spec.training.mixed_precision == "none"
+    assert spec.training.mixed_precision == "auto"  # the trainer picks bf16 or fp16 by GPU
     assert spec.resources.gpus_per_node == 1
     assert spec.resources.shm_size == "2Gi"
     assert spec.cost.currency == "USD"
@@ -135,8 +135,10 @@ def test_bf16_is_allowed_on_gpus_only() -> None:
     patch = {"training": {"mixedPrecision": "bf16"}}
     assert validate_spec(apply_patch(BASE_SPEC, patch)).training.mixed_precision == "bf16"
     patch["resources"] = {"gpuType": "cpu"}
-    with pytest.raises(SpecError, match="^spec.training.mixedPrecision: .*use none"):
+    with pytest.raises(SpecError, match="^spec.training.mixedPrecision: .*use auto or none"):
         validate_spec(apply_patch(BASE_SPEC, patch))
+    patch["training"] = {"mixedPrecision": "auto"}  # the default: fp32 on a CPU
+    assert validate_spec(apply_patch(BASE_SPEC, patch)).training.mixed_precision == "auto"
 
 
 def test_quantities_accept_integers_and_strings_but_not_nonsense() -> None:

@@ -98,3 +98,69 @@ def test_reduced_precision_gradients_match_fp32(
         flushed = ((got == 0) & (ref != 0)).float().mean().item()
         bound = MAX_INPUT_ZERO_SHARE if name == "input" else 0.0
         assert flushed <= bound, f"{name} gradient: {flushed:.2%} flushed to zero"
+
+
+# ------------------------------------------------------------------ which precision a run uses
+CUDA = torch.device("cuda", 0)
+
+
+@pytest.mark.parametrize(
+    ("mode", "capability", "expected"),
+    [
+        ("auto", (8, 0), "bf16"),  # A100
+        ("auto", (9, 0), "bf16"),  # H100
+        ("auto", (8, 9), "bf16"),  # L4
+        ("auto", (7, 0), "fp16"),  # V100
+        ("auto", (7, 5), "fp16"),  # T4
+        ("fp16", (9, 0), "fp16"),
+        ("bf16", (7, 0), "bf16"),  # asked for: the user's call
+        ("none", (9, 0), None),
+        (False, (9, 0), None),
+        (True, (9, 0), "fp16"),  # configs written before auto: the preset's mp_dtype
+    ],
+)
+def test_mixed_precision_resolves_by_the_gpu(
+    monkeypatch: pytest.MonkeyPatch, mode: bool | str, capability: tuple[int, int],
+    expected: str | None,
+) -> None:
+    from stylegan_trainer.train.build import reduced_precision
+
+    # No GPU here: the capability is what the CUDA runtime would report for that card.
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert reduced_precision(mode, "fp16", CUDA) == expected
+
+
+@pytest.mark.parametrize("mode", ["auto", "fp16", "bf16", True])
+def test_a_cpu_trains_in_fp32_whatever_the_option_says(mode: bool | str) -> None:
+    from stylegan_trainer.train.build import network_for, resolve_training_preset
+    from stylegan_trainer.train.options import TrainingOptions
+
+    options = TrainingOptions(preset="stylegan2", resolution=64, mixed_precision=mode)
+    preset = resolve_training_preset(options, 1)
+    network = network_for(preset, options, 0, torch.device("cpu"))
+    assert network.num_fp16_res == 0 and network.conv_clamp is None
+
+
+def test_auto_on_a_gpu_gives_the_published_layers_and_clamp(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylegan_trainer.train.build import (
+        MP_CONV_CLAMP,
+        MP_FP16_RES,
+        network_for,
+        resolve_training_preset,
+    )
+    from stylegan_trainer.train.options import TrainingOptions
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    options = TrainingOptions(preset="auto", resolution=256)
+    assert options.mixed_precision == "auto"  # the default
+    network = network_for(resolve_training_preset(options, 1), options, 0, CUDA)
+    assert (network.mp_dtype, network.num_fp16_res, network.conv_clamp) == (
+        "bf16", MP_FP16_RES, MP_CONV_CLAMP)
+
+
+def test_an_unknown_precision_names_the_field_and_the_choices() -> None:
+    from stylegan_common.errors import ConfigError
+    from stylegan_trainer.train.options import TrainingOptions
+
+    with pytest.raises(ConfigError, match=r"^mixed_precision: 'fp8' is not one of auto, fp16"):
+        TrainingOptions(mixed_precision="fp8").validate()

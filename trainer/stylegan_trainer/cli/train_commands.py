@@ -131,15 +131,11 @@ def build_options(config: str | None, flags: dict[str, Any], sets: tuple[str, ..
 
 def run_training(options: Any) -> int:
     """Join the rank group from the environment, train, leave the group; the exit code."""
-    import torch
-
     from stylegan_trainer.train.distributed import init_from_env, shutdown
     from stylegan_trainer.train.loop import Trainer
 
     ctx = init_from_env(options.device)
     try:
-        if ctx.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
         return Trainer(options, ctx).run()
     finally:
         shutdown()
@@ -172,7 +168,8 @@ class _TrainCommand(click.Command):
 @click.option("--xflip/--no-xflip", default=None, help="Add mirrored copies of the images.")
 @click.option("--augment", help="auto, ada, noaug or fixed:<p>.")
 @click.option("--ada-kimg", type=float, help="ADA speed: p can go 0 -> 1 in this many kimg.")
-@click.option("--mixed-precision/--no-mixed-precision", default=None, help="fp16 on CUDA.")
+@click.option("--mixed-precision", type=click.Choice(["auto", "fp16", "bf16", "none"]),
+              help="Reduced precision on CUDA: auto (bf16 where native, else fp16) by default.")
 @click.option("--resume", help="latest, none, or a checkpoint path/URI.")
 @click.option(
     "--resume-fallback",
@@ -246,7 +243,8 @@ def format_benchmark(result: dict[str, Any]) -> str:
         f"{result['preset']} {result['resolution']}x{result['resolution']} on "
         f"{result['device_name']} ({result['device']}, {result['threads']} threads), "
         f"batch {result['batch']}, G {result['g_params']:,} / D {result['d_params']:,} params, "
-        f"mixed precision {'on' if result['mixed_precision'] else 'off'}: "
+        f"{result.get('precision', 'fp32')}, {result.get('batch_per_gpu', result['batch'])} "
+        "a pass: "
         f"{result['sec_per_kimg']:.1f} sec/kimg ({result['sec_per_step']:.3f} s/step; {phases}), "
         f"generation {result['images_per_sec']:.1f} img/s, "
         f"peak memory {result['peak_mem_bytes'] / 2**30:.2f} GiB"
@@ -259,20 +257,23 @@ def format_benchmark(result: dict[str, Any]) -> str:
 @click.option("--steps", type=int, default=2, show_default=True, help="Repeats of each phase.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--batch", type=int, default=None, help="Global batch (default: the preset's).")
-@click.option("--mixed-precision/--no-mixed-precision", default=False, show_default=True)
+@click.option("--mixed-precision", type=click.Choice(["auto", "fp16", "bf16", "none"]),
+              default="none", show_default=True, help="Precision on CUDA (none: fp32).")
+@click.option("--batch-per-gpu", type=int, default=None, help="Images a pass (accumulated).")
 @output_option("text", "json", help="One line for people, or one JSON object (what "
               "`stylegan estimate --from-benchmark` reads).")
 def benchmark_cmd(
     resolution: int, preset: str, steps: int, device: str, batch: int | None,
-    mixed_precision: bool, output: str,
+    mixed_precision: str, batch_per_gpu: int | None, output: str,
 ) -> None:  # fmt: skip
     """Measure sec/kimg, images/s and peak memory of training on this device."""
     from stylegan_trainer.train.benchmark import benchmark
 
     try:
         result = benchmark(
-            resolution, preset, steps, device=device, batch=batch, mixed_precision=mixed_precision
-        )
+            resolution, preset, steps, device=device, batch=batch,
+            mixed_precision=mixed_precision, batch_per_gpu=batch_per_gpu,
+        )  # fmt: skip
     except TrainerError as exc:
         _fail(exc)
     click.echo(json.dumps(result, sort_keys=True) if output == "json" else format_benchmark(result))

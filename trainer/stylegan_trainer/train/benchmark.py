@@ -33,7 +33,8 @@ def benchmark(
     device: str = "auto",
     batch: int | None = None,
     gen_batch: int | None = None,
-    mixed_precision: bool = False,
+    mixed_precision: bool | str = "none",
+    batch_per_gpu: int | None = None,
 ) -> dict[str, Any]:
     """Time each phase ``steps`` times and weigh them as training runs them.
 
@@ -48,7 +49,7 @@ def benchmark(
         options = TrainingOptions(
             dataset="builtin:lfw", preset=preset, resolution=resolution, batch=batch,
             outdir=outdir, resume="none", augment="ada", device=device, progress_bar="off",
-            mixed_precision=mixed_precision,
+            mixed_precision=mixed_precision, batch_per_gpu=batch_per_gpu,
         )  # fmt: skip
         trainer = Trainer(options, reporter=SilentReporter())
         try:
@@ -104,6 +105,8 @@ def _benchmark_trainer(
         "images_per_sec": images_per_sec,
         "peak_mem_bytes": int(peak),
         "mixed_precision": trainer.network.num_fp16_res > 0,
+        "precision": trainer.network.mp_dtype if trainer.network.num_fp16_res else "fp32",
+        "batch_per_gpu": trainer.batch_per_rank // trainer.rounds,
     }
 
 

@@ -115,13 +115,39 @@ def network_for(
 ) -> NetworkConfig:
     """The preset's network with the dataset's label size and the precision asked for."""
     network = dataclasses.replace(preset.network, c_dim=c_dim)
-    if options.mixed_precision and device.type == "cuda":
-        if network.num_fp16_res == 0:
-            network = dataclasses.replace(
-                network, num_fp16_res=MP_FP16_RES, conv_clamp=network.conv_clamp or MP_CONV_CLAMP
-            )
-        return network
-    return dataclasses.replace(network, num_fp16_res=0, conv_clamp=None)
+    dtype = reduced_precision(options.mixed_precision, network.mp_dtype, device)
+    if dtype is None:
+        return dataclasses.replace(network, num_fp16_res=0, conv_clamp=None)
+    return dataclasses.replace(
+        network, mp_dtype=dtype, num_fp16_res=network.num_fp16_res or MP_FP16_RES,
+        conv_clamp=network.conv_clamp or MP_CONV_CLAMP,
+    )  # fmt: skip
+
+
+def reduced_precision(mode: bool | str, preset_dtype: str, device: torch.device) -> str | None:
+    """``fp16``, ``bf16``, or ``None`` for fp32: what ``mixed_precision`` means on ``device``.
+
+    ``auto`` picks bf16 where the GPU computes it natively (compute capability 8.0 and up:
+    fp32's range, so no loss scaling and nothing to clamp against overflow) and the published
+    fp16 elsewhere; a CPU always trains in fp32.
+    """
+    if device.type != "cuda" or mode is False or mode == "none":
+        return None
+    if mode is True:
+        return preset_dtype
+    if mode == "auto":
+        major, _ = torch.cuda.get_device_capability(device)
+        return "bf16" if major >= 8 else "fp16"
+    return str(mode)
+
+
+def configure_cuda_math(mode: bool | str) -> None:
+    """cuDNN autotuning on; TF32 matmuls and convolutions on unless fp32 was asked for
+    (``mixed_precision: none``), which then means fp32 in every op."""
+    exact = mode is False or mode == "none"
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = not exact
+    torch.backends.cudnn.allow_tf32 = not exact
 
 
 def open_reporter(options: TrainingOptions, ctx: DistContext, total_kimg: float) -> Reporter:

@@ -42,6 +42,7 @@ from stylegan_trainer.train.build import (
     build_loss,
     build_optimizers,
     build_training_networks,
+    configure_cuda_math,
     label_dim,
     network_for,
     open_reporter,
@@ -103,6 +104,8 @@ class Trainer:
         self.total_nimg = round((options.kimg or self.preset.total_kimg) * 1000)
         self.dataset = open_dataset(options.dataset, options.resolution, xflip=options.xflip)
         self.c_dim = label_dim(options, self.dataset)
+        if self.device.type == "cuda":
+            configure_cuda_math(options.mixed_precision)
         self.network = network_for(self.preset, options, self.c_dim, self.device)
         self.storage: Storage = open_storage(options.checkpoint_uri or options.outdir)
         self.reporter = reporter or open_reporter(options, self.ctx, self.total_nimg / 1000)

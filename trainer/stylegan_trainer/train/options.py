@@ -27,6 +27,7 @@ from stylegan_trainer.train.presets import PRESET_NAMES
 # ADA (Karras et al. 2020): by default p can move from 0 to 1 in this many kimg.
 ADA_KIMG = 500
 AUGMENT_MODES = ("auto", "ada", "noaug", "fixed:<p>")
+MIXED_PRECISION = ("auto", "fp16", "bf16", "none")
 
 
 @dataclass
@@ -48,7 +49,11 @@ class TrainingOptions:
     xflip: bool = False
     augment: str = "auto"  # auto (ADA below 30k images) | ada | noaug | fixed:<p>
     ada_kimg: float = ADA_KIMG  # ADA can move p from 0 to 1 in this many kimg
-    mixed_precision: bool = False  # fp16 in the 4 top resolutions, CUDA only
+    # Reduced precision in the 4 top resolutions, CUDA only (fp32 on a CPU whatever it says):
+    # auto (bf16 on GPUs with native bf16, compute capability 8+: A100, L4, H100; else fp16
+    # with the published clamp: V100, T4) | fp16 | bf16 | none (fp32, TF32 off). true means
+    # fp16 (or the mp_dtype override), false none, as configs written before "auto" say.
+    mixed_precision: bool | str = "auto"
     resume: str = "latest"  # latest (from the checkpoint storage, none if empty) | none | URI
     # With resume: latest, what to start from while the checkpoint storage holds no
     # checkpoint yet (spec.checkpoints.resumeFrom): a checkpoint object or a run folder.
@@ -117,7 +122,11 @@ class TrainingOptions:
         _check_type("xflip", self.xflip, bool)
         parse_augment(self.augment)
         _check_positive("ada_kimg", self.ada_kimg)
-        _check_type("mixed_precision", self.mixed_precision, bool)
+        if not isinstance(self.mixed_precision, bool) and (
+            self.mixed_precision not in MIXED_PRECISION
+        ):
+            raise ConfigError(f"mixed_precision: {self.mixed_precision!r} is not one of "
+                              f"{', '.join(MIXED_PRECISION)} (or true/false)")
         _check_type("resume", self.resume, str)
         if not self.resume:
             raise ConfigError("resume: empty; use latest, none, or a checkpoint path/URI")
