@@ -141,7 +141,9 @@ def test_a_cpu_trains_in_fp32_whatever_the_option_says(mode: bool | str) -> None
     assert network.num_fp16_res == 0 and network.conv_clamp is None
 
 
-def test_auto_on_a_gpu_gives_the_published_layers_and_clamp(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_on_a_gpu_gives_the_published_layers_and_clamp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from stylegan_trainer.train.build import (
         MP_CONV_CLAMP,
         MP_FP16_RES,
