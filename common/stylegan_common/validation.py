@@ -149,12 +149,12 @@ def _walk(model: type[BaseModel], loc: Sequence[Any], root: str) -> tuple[str, A
     for item in loc:
         node = _unwrap(node)
         origin = typing.get_origin(node)
-        if _is_model(node) and isinstance(item, str):
+        if item == "[key]":
+            node = None  # the key itself was bad; the path already shows it
+        elif _is_model(node) and isinstance(item, str):
             field = _field(node, item)
             path = f"{path}.{item}" if path else str(item)
             node = field.annotation if field is not None else None
-        elif item == "[key]":
-            node = None  # the key itself was bad; the path already shows it
         elif origin is not None and _is_mapping(origin):
             path += f"[{item!r}]"
             args = typing.get_args(node)
