@@ -1,4 +1,4 @@
-"""stylegan_common: what both programs need: errors and exit codes, reading Kubernetes API errors,
-checkpoint storage (local, gs://) and the names of the trainer's metrics.
+"""stylegan_common: what both programs need: errors and exit codes, Kubernetes API errors,
+checkpoint storage (local, gs://), trainer metric names, one-line config validation errors.
 It may import neither program, and never torch: the operator installs without it.
 """

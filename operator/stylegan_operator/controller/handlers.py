@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -41,6 +40,7 @@ import yaml
 
 from stylegan_operator.api.names import CUSTOM_GPU_TYPE_LABEL, GROUP, PLURAL, VERSION
 from stylegan_operator.controller import health, metrics
+from stylegan_operator.controller.settings import NO_LABEL, read_environment
 from stylegan_operator.cost.pricing import PriceCatalog
 from stylegan_operator.kube.client import Kube, KubeError
 from stylegan_operator.reconcile import render
@@ -50,7 +50,6 @@ from stylegan_operator.reconcile.plan import Plan, run_reference
 
 PREFIX: Final = "stylegan.dev"
 FINALIZER: Final = f"{PREFIX}/finalizer"
-ENV_PREFIX: Final = "STYLEGAN_OPERATOR_"
 DISRUPTED_MEMORY_SECONDS: Final = 600.0
 
 
@@ -82,43 +81,27 @@ class OperatorConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorConfig:
-        env = os.environ if env is None else env
-
-        def get(name: str) -> str | None:
-            value = env.get(ENV_PREFIX + name)
-            return value if value not in (None, "") else None
-
-        def number(name: str, default: float) -> float:
-            raw = get(name)
-            if raw is None:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ValueError(f"{ENV_PREFIX}{name}: expected a number, got {raw!r}") from None
-            if value < 0:
-                raise ValueError(f"{ENV_PREFIX}{name}: must not be negative, got {raw!r}")
-            return value
-
-        port: int | None = cls.metrics_port
-        if get("METRICS_PORT") is not None:
-            port = int(number("METRICS_PORT", 0)) or None  # 0 turns the endpoint off
-        return cls(
-            interval=number("INTERVAL", cls.interval) or cls.interval,
-            metrics_port=port,
-            metrics_address=get("METRICS_ADDRESS") or cls.metrics_address,
-            trainer_image=get("TRAINER_IMAGE"),
-            prices_file=get("PRICES_FILE"),
-            image_pull_grace=number("IMAGE_PULL_GRACE", cls.image_pull_grace),
-            report_status=(get("REPORT_STATUS") or "true").lower() not in ("0", "false", "no"),
-            gpu_type_label=_label_setting(get("GPU_TYPE_LABEL")),
-            retry_delay=number("RETRY_DELAY", cls.retry_delay),
-            server_timeout=number("SERVER_TIMEOUT", cls.server_timeout),
-            client_timeout=number("CLIENT_TIMEOUT", cls.client_timeout),
-            connect_timeout=number("CONNECT_TIMEOUT", cls.connect_timeout),
-            request_timeout=number("REQUEST_TIMEOUT", cls.request_timeout),
-            workers=int(number("WORKERS", cls.workers)) or cls.workers,
-        )
+        """The settings from ``env`` (default: the process's), checked by
+        ``settings.OperatorEnvironment``; ``ValueError`` naming a bad variable."""
+        given = read_environment(os.environ if env is None else env)
+        if given.gpu_type_label is None:
+            label: str | None = CUSTOM_GPU_TYPE_LABEL
+        elif given.gpu_type_label.strip().lower() in (NO_LABEL, "none"):
+            label = None
+        else:
+            label = given.gpu_type_label
+        values = {
+            name: value
+            for name, value in given.model_dump(exclude={"gpu_type_label"}).items()
+            if value is not None
+        }
+        # 0 turns the metrics endpoint off; a zero interval or worker count means the default.
+        if values.get("metrics_port") == 0:
+            values["metrics_port"] = None
+        for name in ("interval", "workers"):
+            if values.get(name) == 0:
+                del values[name]
+        return cls(**values, gpu_type_label=label)
 
     def lifecycle_config(self) -> LifecycleConfig:
         catalog = PriceCatalog()
@@ -136,21 +119,6 @@ class OperatorConfig:
             report_status=self.report_status,
             gpu_type_label=self.gpu_type_label,
         )
-
-
-def _label_setting(raw: str | None) -> str | None:
-    """``STYLEGAN_OPERATOR_GPU_TYPE_LABEL``: a label key, or ``-``/``none`` for none."""
-    if raw is None:
-        return CUSTOM_GPU_TYPE_LABEL
-    if raw.strip().lower() in ("-", "none"):
-        return None
-    key = raw.strip()
-    name = key.rsplit("/", 1)[-1]
-    if not re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", name) or key.count(
-            "/") > 1:
-        raise ValueError(f"{ENV_PREFIX}GPU_TYPE_LABEL: {raw!r} is not a node label key "
-                         "(prefix/name, e.g. example.com/gpu-type)")
-    return key
 
 
 CONFIG = OperatorConfig.from_env()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import click
 
-ENV_PREFIX = "STYLEGAN_OPERATOR_"  # handlers.ENV_PREFIX; not imported: see the docstring
+ENV_PREFIX = "STYLEGAN_OPERATOR_"  # settings.ENV_PREFIX; not imported: see the docstring
 
 
 def operator_env(

@@ -2,9 +2,9 @@
 
 :data:`CALIBRATION` holds every published figure ``stylegan estimate`` answers from, as
 :class:`CalibrationPoint` rows (source, preset, resolution, GPU type and count, s/kimg);
-:func:`load_benchmark` reads a ``stylegan benchmark -o json`` file as one more point. The
-data is kept apart from the arithmetic (``scaling``, ``estimate``) so that each figure can
-be checked against its source in one place.
+:func:`load_benchmark` reads a ``stylegan benchmark -o json`` file (checked by the pydantic
+model :class:`BenchmarkFile`) as one more point. The data is kept apart from the arithmetic
+(``scaling``, ``estimate``) so that each figure can be checked against its source in one place.
 
 Calibration sources (figures copied from /work/shared/reference/stylegan2-figures.md and
 the StyleGAN2 README; no code is taken from them):
@@ -22,11 +22,13 @@ the StyleGAN2 README; no code is taken from them):
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from stylegan_common.validation import validate_model
 from stylegan_operator.cost.pricing import CPU, CostError, canonical_gpu_type
 
 V100 = "nvidia-tesla-v100"
@@ -169,26 +171,45 @@ def _build_calibration() -> tuple[CalibrationPoint, ...]:
 CALIBRATION: tuple[CalibrationPoint, ...] = _build_calibration()
 
 
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number")
+    return value
+
+
+class BenchmarkFile(BaseModel):
+    """The fields ``stylegan estimate`` reads from ``stylegan benchmark -o json``; the rest of
+    that output (phases, memory, parameter counts) is ignored, not refused."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sec_per_kimg: Annotated[
+        float, BeforeValidator(_no_bool), Field(gt=0, allow_inf_nan=False)
+    ]
+    resolution: Annotated[int, BeforeValidator(_no_bool), Field(ge=1)]
+    device: str = "cpu"
+    device_name: str | None = None
+    """The CUDA device's product name (``NVIDIA H100 80GB HBM3``) when ``device`` is cuda."""
+    preset: str = "auto"
+    gpus: Annotated[int, BeforeValidator(_no_bool), Field(ge=1)] = 1
+
+    def gpu_type(self) -> str:
+        if self.device.lower().startswith("cpu"):
+            return CPU
+        if self.device.lower().startswith("cuda") and self.device_name:
+            return canonical_gpu_type(self.device_name)  # "cuda:0" says nothing of the GPU
+        return canonical_gpu_type(self.device)
+
+
 def load_benchmark(path: Path) -> CalibrationPoint:
     """A calibration point from ``stylegan benchmark -o json`` output."""
+    where = f"--from-benchmark {path}"
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise CostError(f"--from-benchmark {path}: cannot read JSON: {exc}") from None
-    if not isinstance(data, Mapping):
-        raise CostError(f"--from-benchmark {path}: expected a JSON object")
-    where = f"--from-benchmark {path}"
-    try:
-        speed = float(data["sec_per_kimg"])
-        device = str(data.get("device", "cpu"))
-        resolution = int(data["resolution"])
-        preset = str(data.get("preset", "auto"))
-        gpus = int(data.get("gpus", 1))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CostError(
-            f"{where}: needs sec_per_kimg, resolution (and device, preset, gpus): {exc}"
-        ) from None
-    if not (math.isfinite(speed) and speed > 0) or gpus < 1:
-        raise CostError(f"{where}: sec_per_kimg must be > 0 and gpus >= 1")
-    gpu_type = CPU if device.lower().startswith("cpu") else canonical_gpu_type(device)
-    return CalibrationPoint("benchmark", preset, resolution, gpu_type, gpus, speed)
+        raise CostError(f"{where}: cannot read JSON: {exc}") from None
+    bench = validate_model(BenchmarkFile, data, CostError, prefix=f"{where}: ")
+    return CalibrationPoint(
+        "benchmark", bench.preset, bench.resolution, bench.gpu_type(), bench.gpus,
+        bench.sec_per_kimg,
+    )

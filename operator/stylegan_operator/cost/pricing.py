@@ -20,6 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stylegan_common.validation import validate_model
+from stylegan_operator.cost.catalog_file import CatalogFile, currency_code
+from stylegan_operator.cost.catalog_file import PriceEntry as CatalogEntry
+
 __all__ = [
     "CPU",
     "DEFAULT_CATALOG",
@@ -237,9 +241,10 @@ def canonical_gpu_type(name: str) -> str:
 
 
 def _currency_code(currency: Any, field_name: str) -> str:
-    if not isinstance(currency, str) or not re.fullmatch(r"[A-Za-z]{3}", currency.strip()):
-        raise CostError(f"{field_name}: expected a 3-letter ISO 4217 code, got {currency!r}")
-    return currency.strip().upper()
+    try:
+        return currency_code(currency)
+    except ValueError as exc:
+        raise CostError(f"{field_name}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -285,30 +290,15 @@ class PriceCatalog:
         base = base if base is not None else DEFAULT_CATALOG
         if not data:
             return base
-        if not isinstance(data, Mapping):
-            raise CostError(f"cost: expected a mapping, got {type(data).__name__}")
-        if "cost" in data and isinstance(data["cost"], Mapping):
+        if isinstance(data, Mapping) and isinstance(data.get("cost"), Mapping):
             data = data["cost"]  # a whole values file was passed
-        known = {"currency", "exchangeRates", "prices"}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise CostError(f"cost: unknown keys {unknown}; valid keys: {sorted(known)}")
+        checked = validate_model(CatalogFile, data, CostError, root="cost")
         prices = dict(base.prices)
-        raw_prices = data.get("prices") or {}
-        if not isinstance(raw_prices, Mapping):
-            raise CostError("cost.prices: expected a mapping of GPU type -> prices")
-        for raw_key, entry in raw_prices.items():
-            key = canonical_gpu_type(str(raw_key))
-            prices[key] = _price_from_entry(entry, prices.get(key), f"cost.prices[{raw_key!r}]")
-        rates = dict(base.exchange_rates)
-        raw_rates = data.get("exchangeRates") or {}
-        if not isinstance(raw_rates, Mapping):
-            raise CostError("cost.exchangeRates: expected a mapping of currency -> rate per USD")
-        for code, rate in raw_rates.items():
-            where = f"cost.exchangeRates[{code!r}]"
-            rates[_currency_code(code, where)] = _finite(rate, where, positive=True)
-        currency = _currency_code(data.get("currency", base.currency), "cost.currency")
-        return cls(prices=prices, exchange_rates=rates, currency=currency)
+        for raw_key, entry in checked.prices.items():
+            key = canonical_gpu_type(raw_key)
+            prices[key] = _merged_price(entry, prices.get(key), f"cost.prices[{raw_key!r}]")
+        rates = {**base.exchange_rates, **checked.exchange_rates}
+        return cls(prices=prices, exchange_rates=rates, currency=checked.currency or base.currency)
 
     def known_types(self) -> list[str]:
         return sorted(self.prices)
@@ -358,39 +348,29 @@ class PriceCatalog:
         return _finite(amount, field_name) / self.rate(currency, field_name)
 
 
-def _price_from_entry(entry: Any, current: GpuPrice | None, where: str) -> GpuPrice:
-    if isinstance(entry, int | float | str) and not isinstance(entry, bool):
-        value = _finite(entry, where, positive=True)
-        return GpuPrice(value, value, source=f"{where} (configured)")
-    if not isinstance(entry, Mapping):
-        raise CostError(f"{where}: expected a price or a mapping with onDemand/spot")
-    known = {"onDemand", "spot", "nodeOnDemand", "nodeSpot", "source"}
-    unknown = sorted(set(entry) - known)
-    if unknown:
-        raise CostError(f"{where}: unknown keys {unknown}; valid keys: {sorted(known)}")
-    if current is None and "onDemand" not in entry:
+def _merged_price(entry: CatalogEntry, current: GpuPrice | None, where: str) -> GpuPrice:
+    """``entry``'s fields over ``current`` (the defaults' or an earlier entry's prices).
+
+    A GPU type not in the defaults must give ``onDemand``; its ``spot`` defaults to it (a
+    missing spot price never under-reports), and ``nodeSpot`` to ``nodeOnDemand``.
+    """
+    given = entry.model_fields_set
+    if current is None and "on_demand" not in given:
         raise CostError(f"{where}.onDemand: required for a GPU type not in the defaults")
-    on_demand = (
-        _finite(entry["onDemand"], f"{where}.onDemand", positive=True)
-        if "onDemand" in entry
-        else current.on_demand  # type: ignore[union-attr]
-    )
-    if "spot" in entry:
-        spot = _finite(entry["spot"], f"{where}.spot", positive=True)
+    on_demand = entry.on_demand if current is None or "on_demand" in given else current.on_demand
+    if "spot" in given:
+        spot = entry.spot
     else:
         spot = current.spot if current is not None else on_demand
-    node_od = (
-        _finite(entry["nodeOnDemand"], f"{where}.nodeOnDemand")
-        if "nodeOnDemand" in entry
-        else (current.node_on_demand if current else 0.0)
-    )
-    node_spot = (
-        _finite(entry["nodeSpot"], f"{where}.nodeSpot")
-        if "nodeSpot" in entry
-        else (current.node_spot if current else node_od)
-    )
-    source = str(entry.get("source") or f"{where} (configured)")
-    return GpuPrice(on_demand, spot, node_od, node_spot, source)
+    if "node_on_demand" in given:
+        node_od = entry.node_on_demand
+    else:
+        node_od = current.node_on_demand if current is not None else 0.0
+    if "node_spot" in given:
+        node_spot = entry.node_spot
+    else:
+        node_spot = current.node_spot if current is not None else node_od
+    return GpuPrice(on_demand, spot, node_od, node_spot, entry.source or f"{where} (configured)")
 
 
 DEFAULT_CATALOG = PriceCatalog()

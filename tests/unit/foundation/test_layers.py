@@ -25,7 +25,8 @@ ALLOWED: dict[str, set[str]] = {
     "stylegan_common": {"stylegan_common"},
     # operator, bottom to top
     "stylegan_operator.api": {"stylegan_operator.api"},
-    "stylegan_operator.cost": {"stylegan_operator.api", "stylegan_operator.cost"},
+    "stylegan_operator.cost": {"stylegan_operator.api", "stylegan_operator.cost",
+                               "=stylegan_common.validation"},
     "stylegan_operator.reconcile": {
         "=stylegan_operator", "stylegan_operator.api", "stylegan_operator.cost",
         "stylegan_operator.reconcile"},

@@ -162,7 +162,7 @@ def test_catalog_from_helm_values_merges_over_defaults() -> None:
         ({"exchangeRates": {"JPY": 0}}, "cost.exchangeRates['JPY']"),
         ({"currency": "XYZ"}, "unknown currency"),
         ({"currency": "dollars"}, "3-letter"),
-        ({"pricez": {}}, "unknown keys"),
+        ({"pricez": {}}, "cost: unknown key 'pricez'; valid: currency, exchangeRates, prices"),
     ],
 )
 def test_bad_catalog_values_name_the_field(data: dict[str, Any], field: str) -> None:

@@ -410,8 +410,8 @@ def test_train_command_bad_config_exits_64_with_one_line(dataset_dir: str, tmp_p
     result = CliRunner().invoke(train_cmd, ["--config", str(config)])
     assert result.exit_code == EXIT_CONFIG
     assert result.output.strip().splitlines() == [
-        "error: augment: 'always' is not one of auto, ada, noaug, fixed:<p>"
-    ]
+        f"error: {config}: augment: 'always' is not one of auto, ada, noaug, fixed:<p>"
+    ]  # the file's value is checked as it is read, so the message names the file
     assert not (tmp_path / "out").exists()
     (tmp_path / "broken.yaml").write_text("dataset: [unclosed")
     result = CliRunner().invoke(train_cmd, ["--config", str(tmp_path / "broken.yaml")])

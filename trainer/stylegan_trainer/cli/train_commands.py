@@ -131,12 +131,18 @@ def build_options(config: str | None, flags: dict[str, Any], sets: tuple[str, ..
 
 def run_training(options: Any) -> int:
     """Join the rank group from the environment, train, leave the group; the exit code."""
-    from stylegan_trainer.train.distributed import init_from_env, shutdown
+    from stylegan_trainer.train.distributed import barrier, init_from_env, shutdown
     from stylegan_trainer.train.loop import Trainer
 
     ctx = init_from_env(options.device)
     try:
-        return Trainer(options, ctx).run()
+        code = Trainer(options, ctx).run()
+        # Every rank leaves together: a rank that tears its gloo pairs down while rank 0 is
+        # still publishing its last files made rank 0 abort at exit now and then ("terminate
+        # called without an active exception", exit -6). Only on the way out of a finished or
+        # agreed stop: after an error a peer may never arrive.
+        barrier()
+        return code
     finally:
         shutdown()
 

@@ -4,6 +4,16 @@ Kept apart from the loop so that a config file, the command line and ``--set`` o
 be read and validated (``ConfigError`` naming the bad field, exit 64) before anything is built.
 ``None`` in an option means "the preset's value"; the preset itself is resolved in build.py.
 
+The checks are a pydantic model, :class:`OptionsModel` (strict types: a bool must be a bool,
+an int an int; bounds as ``Field`` constraints; validators for the special formats), and its
+errors become one line through ``stylegan_common.validation``. ``TrainingOptions`` itself
+stays a plain dataclass that the model feeds: the command line sets flags on it after the
+file is read, the tests and the benchmark build it with keyword arguments and
+``dataclasses.replace``, and checkpoints record ``asdict`` of it, all before or without a
+validation; a pydantic ``TrainingOptions`` would refuse a bad value at construction, where
+those callers do not expect it. So ``from_mapping`` validates a file's values (merged over
+the defaults, the message naming the file) and ``validate`` validates the finished options.
+
 ``resume: latest`` is read when the run starts, not when its options were written: the newest
 verified checkpoint ``latest.json`` of ``checkpoint_uri`` names then. ``resume_fallback`` (the
 operator's ``spec.checkpoints.resumeFrom``) is used only while that storage holds none yet, so
@@ -13,13 +23,26 @@ an attempt started from an options file written long ago still continues from th
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+)
 
 from stylegan_common.errors import ConfigError
 from stylegan_common.trainer_metrics import check_port
+from stylegan_common.validation import validate_model
 from stylegan_trainer.data.dataset import check_resolution
 from stylegan_trainer.report.progress import PROGRESS_BAR_MODES
 from stylegan_trainer.train.presets import PRESET_NAMES
@@ -27,6 +50,7 @@ from stylegan_trainer.train.presets import PRESET_NAMES
 # ADA (Karras et al. 2020): by default p can move from 0 to 1 in this many kimg.
 ADA_KIMG = 500
 AUGMENT_MODES = ("auto", "ada", "noaug", "fixed:<p>")
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 MIXED_PRECISION = ("auto", "fp16", "bf16", "none")
 
 
@@ -78,115 +102,145 @@ class TrainingOptions:
     def from_mapping(cls, values: Mapping[str, Any], source: str = "options") -> TrainingOptions:
         """Options from a config file's mapping; ``-`` and ``_`` are interchangeable in keys.
 
-        Raises ``ConfigError`` naming ``source`` and the unknown key, with the valid ones.
+        Raises ``ConfigError`` naming ``source`` and the bad key: an unknown key with the valid
+        ones, a bad value with what would be valid.
         """
-        known = set(cls.field_names())
-        kwargs: dict[str, Any] = {}
-        for key, value in values.items():
-            name = str(key).replace("-", "_")
-            if name not in known:
-                raise ConfigError(
-                    f"{source}: unknown option {key!r}; valid: {', '.join(cls.field_names())}"
-                )
-            kwargs[name] = value
-        return cls(**kwargs)
+        given = {str(key).replace("-", "_"): value for key, value in values.items()}
+        merged = {**cls().to_dict(), **given}
+        checked = validate_model(
+            OptionsModel, merged, ConfigError, prefix=f"{source}: ", noun="option"
+        )
+        return cls(**checked.model_dump())
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the first bad field and what would be valid."""
-        _check_type("dataset", self.dataset, str)
-        if not self.dataset:
-            raise ConfigError("dataset: empty; give a folder, a .zip, builtin:lfw or gs://...")
-        if self.preset not in PRESET_NAMES:
-            raise ConfigError(f"preset: {self.preset!r} is not one of {', '.join(PRESET_NAMES)}")
-        check_resolution(self.resolution)
-        _check_positive("kimg", self.kimg, optional=True)
-        if self.batch is not None:
-            _check_type("batch", self.batch, int)
-            if self.batch < 1:
-                raise ConfigError(f"batch: {self.batch} must be a positive number of images")
-        if self.batch_per_gpu is not None:
-            _check_type("batch_per_gpu", self.batch_per_gpu, int)
-            if self.batch_per_gpu < 1:
-                raise ConfigError(f"batch_per_gpu: {self.batch_per_gpu} must be a positive "
-                                  "number of images")
-        _check_positive("snapshot_kimg", self.snapshot_kimg)
-        _check_type("seed", self.seed, int)
-        if not 0 <= self.seed < 2**32:
-            raise ConfigError(f"seed: {self.seed} must be in [0, 2^32)")
-        _check_type("outdir", self.outdir, str)
-        if not self.outdir:
-            raise ConfigError("outdir: empty; give a folder for samples, stats and progress")
-        _check_type("xflip", self.xflip, bool)
-        parse_augment(self.augment)
-        _check_positive("ada_kimg", self.ada_kimg)
-        if not isinstance(self.mixed_precision, bool) and (
-            self.mixed_precision not in MIXED_PRECISION
-        ):
-            raise ConfigError(f"mixed_precision: {self.mixed_precision!r} is not one of "
-                              f"{', '.join(MIXED_PRECISION)} (or true/false)")
-        _check_type("resume", self.resume, str)
-        if not self.resume:
-            raise ConfigError("resume: empty; use latest, none, or a checkpoint path/URI")
-        self._check_resume_fallback()
-        _check_positive("max_seconds", self.max_seconds, optional=True, allow_zero=True)
-        _check_positive("tick_kimg", self.tick_kimg)
-        _check_type("device", self.device, str)
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise ConfigError(f"device: {self.device!r} is not one of auto, cpu, cuda, cuda:N")
-        parse_data_workers(self.data_workers)
-        _check_type("cond", self.cond, bool)
-        if self.checkpoint_uri is not None:
-            _check_type("checkpoint_uri", self.checkpoint_uri, str)
-        _check_type("keep_checkpoints", self.keep_checkpoints, int)
-        if self.keep_checkpoints < 1:
-            raise ConfigError(f"keep_checkpoints: {self.keep_checkpoints} must be at least 1")
-        _check_type("grid_seeds", self.grid_seeds, int)
-        if not 1 <= self.grid_seeds <= 1024:
-            raise ConfigError(f"grid_seeds: {self.grid_seeds} must be from 1 to 1024")
-        if self.progress_bar not in PROGRESS_BAR_MODES:
-            raise ConfigError(
-                f"progress_bar: {self.progress_bar!r} is not one of {', '.join(PROGRESS_BAR_MODES)}"
-            )
-        check_port(self.metrics_port)
-        if not isinstance(self.overrides, dict):
-            raise ConfigError("overrides: must be a mapping of preset fields, e.g. {lr_g: 0.002}")
+        validate_model(OptionsModel, self.to_dict(), ConfigError)
 
 
-    def _check_resume_fallback(self) -> None:
+# ---------------------------------------------------------------------------------------------
+# The checks
+
+
+def _reusing(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A validator from a check that raises ``ConfigError("<field>: <reason>")``: the reason
+    becomes the validation error, so that the one-line message adds the file and the path."""
+
+    def validator(value: Any) -> Any:
+        try:
+            check(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc).split(": ", 1)[-1]) from None
+        return value
+
+    return validator
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def validator(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    return validator
+
+
+def _not_empty(hint: str) -> Callable[[str], str]:
+    def validator(value: str) -> str:
+        if not value:
+            raise ValueError(f"empty; {hint}")
+        return value
+
+    return validator
+
+
+def _positive_batch(value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise ValueError(f"{value} must be a positive number of images")
+    return value
+
+
+def _device(value: str) -> str:
+    if value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", value):
+        return value
+    raise ValueError(f"{value!r} is not one of {', '.join(DEVICES)}")
+
+
+def _precision(value: Any) -> Any:
+    """One of MIXED_PRECISION, or a bool from configs written before ``auto`` (true: fp16)."""
+    if isinstance(value, bool) or value in MIXED_PRECISION:
+        return value
+    raise ValueError(f"{value!r} is not one of {', '.join(MIXED_PRECISION)} (or true/false)")
+
+
+def _mapping(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping of preset fields, e.g. {lr_g: 0.002}")
+    return value
+
+
+Kimg = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class OptionsModel(BaseModel):
+    """The checks of :class:`TrainingOptions`, one field each (the defaults live there)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    dataset: Annotated[
+        StrictStr, AfterValidator(_not_empty("give a folder, a .zip, builtin:lfw or gs://..."))
+    ]
+    preset: Annotated[StrictStr, AfterValidator(_one_of(PRESET_NAMES))]
+    resolution: Annotated[StrictInt, AfterValidator(_reusing(check_resolution))]
+    kimg: Kimg | None
+    batch: Annotated[StrictInt | None, AfterValidator(_positive_batch)]
+    batch_per_gpu: Annotated[StrictInt | None, AfterValidator(_positive_batch)]
+    snapshot_kimg: Kimg
+    seed: StrictInt = Field(ge=0, lt=2**32)
+    outdir: Annotated[
+        StrictStr,
+        AfterValidator(_not_empty("give a folder for samples, stats and progress")),
+    ]
+    xflip: StrictBool
+    augment: Annotated[Any, AfterValidator(_reusing(lambda v: parse_augment(v)))]
+    ada_kimg: Kimg
+    mixed_precision: Annotated[Any, AfterValidator(_precision)]
+    resume: Annotated[
+        StrictStr, AfterValidator(_not_empty("use latest, none, or a checkpoint path/URI"))
+    ]
+    resume_fallback: Any
+    max_seconds: float | None = Field(ge=0, allow_inf_nan=False)
+    tick_kimg: Kimg
+    device: Annotated[StrictStr, AfterValidator(_device)]
+    data_workers: Annotated[Any, AfterValidator(_reusing(lambda v: parse_data_workers(v)))]
+    cond: StrictBool
+    checkpoint_uri: StrictStr | None
+    keep_checkpoints: StrictInt = Field(ge=1)
+    grid_seeds: StrictInt = Field(ge=1, le=1024)
+    progress_bar: Annotated[StrictStr, AfterValidator(_one_of(PROGRESS_BAR_MODES))]
+    metrics_port: Annotated[Any, AfterValidator(_reusing(check_port))]
+    overrides: Annotated[Any, AfterValidator(_mapping)]
+
+    @field_validator("resume_fallback")
+    @classmethod
+    def _fallback(cls, value: Any, info: ValidationInfo) -> Any:
         """A fallback is a checkpoint path/URI, and only ``resume: latest`` ever falls back."""
-        value = self.resume_fallback
         if value is None:
-            return
+            return None
         if not isinstance(value, str) or value in ("", "latest", "none"):
-            raise ConfigError(
-                f"resume_fallback: {value!r} is not valid; give a checkpoint path/URI or a run "
-                "folder to start from while checkpoint_uri holds no checkpoint yet"
+            raise ValueError(
+                f"{value!r} is not valid; give a checkpoint path/URI or a run folder to start "
+                "from while checkpoint_uri holds no checkpoint yet"
             )
-        if self.resume != "latest":
-            raise ConfigError(
-                f"resume_fallback: applies only with resume: latest, not resume: {self.resume}; "
+        resume = info.data.get("resume")
+        if resume is not None and resume != "latest":
+            raise ValueError(
+                f"applies only with resume: latest, not resume: {resume}; "
                 "drop resume_fallback or use resume: latest"
             )
-
-
-def _check_type(name: str, value: Any, kind: type) -> None:
-    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-    if not ok:
-        raise ConfigError(f"{name}: {value!r} is not a {kind.__name__}")
-
-
-def _check_positive(
-    name: str, value: Any, optional: bool = False, allow_zero: bool = False
-) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{name}: {value!r} is not a number")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{name}: {value!r} must be {'>= 0' if allow_zero else '> 0'}")
+        return value
 
 
 def parse_augment(spec: str) -> tuple[str, float]:
