@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tests.support import free_port
 
 pytestmark = pytest.mark.gpu
