@@ -47,7 +47,8 @@ def validate_spec(obj: dict[str, Any]) -> RunSpec:
         if not isinstance(obj, dict):
             raise SpecError("spec", "must be an object")
     try:
-        return RunSpec.model_validate(obj)
+        # Strict, as the API server types JSON: "32" is no integer there, so none here.
+        return RunSpec.model_validate(obj, strict=True)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
