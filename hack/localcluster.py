@@ -137,6 +137,7 @@ class LocalCluster:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    argv: dict[str, list[str]] = field(default_factory=dict)
 
     # -- paths ---------------------------------------------------------------------------
     @property
@@ -189,6 +190,28 @@ class LocalCluster:
         with contextlib.suppress(FileNotFoundError):
             (self.workdir / "pids.json").unlink()
 
+    def restart(self, name: str, *, kill: bool = True, timeout: float = 90.0) -> None:
+        """Stop one component (SIGKILL when ``kill``, as a crash; else SIGTERM) and start it
+        again on the same ports with the same flags and, for etcd, the same data: the
+        fault tests' way of losing the API server or etcd under a running operator."""
+        if name not in self.argv:
+            raise ClusterError(f"{name}: not a component of this cluster ({sorted(self.argv)})")
+        pid, proc = self.pids[name], self.procs.get(name)
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            if proc is not None:
+                proc.wait(timeout=10)
+        else:
+            _terminate(pid, proc)
+        self._spawn(name, self.argv[name])
+        probes = {"etcd": self._etcd_healthy,
+                  "kube-apiserver": lambda: self._get("/readyz") == 200}
+        if name in probes:
+            self._wait(name, probes[name], timeout)
+        if name == "etcd":  # the API server answers again once its etcd client reconnects
+            self._wait("kube-apiserver", lambda: self._get("/readyz") == 200, timeout)
+
     def __enter__(self) -> LocalCluster:
         return self.start()
 
@@ -205,6 +228,7 @@ class LocalCluster:
         log.close()
         self.procs[name] = proc
         self.pids[name] = proc.pid
+        self.argv[name] = argv
 
     def _start_etcd(self, bin_dir: Path) -> None:
         p = self.ports
@@ -325,12 +349,24 @@ class LocalCluster:
     def _register_nodes(self) -> None:
         for pool in self.pools:
             for i in range(pool.count):
-                node = node_manifest(pool, i)
-                status = node.pop("status")
-                code, _ = self.request("POST", "/api/v1/nodes", node)
-                if code not in (201, 409):
-                    raise ClusterError(f"creating node {node['metadata']['name']}: HTTP {code}")
-                self._patch_node_status(node["metadata"]["name"], status)
+                self._register_node(pool, i)
+
+    def _register_node(self, pool: NodePool, index: int) -> None:
+        node = node_manifest(pool, index)
+        status = node.pop("status")
+        code, _ = self.request("POST", "/api/v1/nodes", node)
+        if code not in (201, 409):
+            raise ClusterError(f"creating node {node['metadata']['name']}: HTTP {code}")
+        self._patch_node_status(node["metadata"]["name"], status)
+
+    def restore_node(self, name: str) -> None:
+        """Register a node of the pools again (after a test deleted it), as at start-up."""
+        for pool in self.pools:
+            for i in range(pool.count):
+                if f"{pool.name}-{i}" == name:
+                    self._register_node(pool, i)
+                    return
+        raise ClusterError(f"{name}: no node of that name in the pools")
 
     def _patch_node_status(self, name: str, status: dict) -> None:
         # kwok's node-ready stage copies the capacity it finds into the Ready status.
