@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import time
 
+import localcluster
 import pytest
 
-import localcluster
 from tests.integration.operator.conftest import OperatorProcess, Runs, gpu_run
 from tests.support import Kubectl, wait_for
 
