@@ -37,12 +37,12 @@ bench: venv  ## benchmarks that print figures (never asserted in tests)
 	$(PY) bench/data_loading.py
 	$(PY) bench/quality_reference.py
 
-generate: venv  ## regenerate every committed generated file (CRD, chart copies, dashboards, chart README)
+generate: venv tools  ## regenerate every committed generated file (CRD, chart copies, dashboards, chart README)
 	.venv/bin/stylegan crd -f manifests/crd/stylegan.dev_styleganruns.yaml
 	cp manifests/crd/stylegan.dev_styleganruns.yaml charts/stylegan-operator/crds/
 	cp monitoring/alerts.yaml charts/stylegan-operator/rules/alerts.yaml
 	$(PY) hack/dashboards.py
-	$(PY) hack/chart-readme.py
+	$(STYLEGAN_CACHE)/bin/helm-docs --chart-search-root charts --sort-values-order file --log-level warning
 
 # Release (docs/releasing.md): the chart as a package and an OCI artifact, the images by bake.
 CHART_VERSION := $(shell sed -n 's/^version: *//p' charts/stylegan-operator/Chart.yaml)

@@ -122,9 +122,13 @@ build_registry() {  # the OCI registry that `helm push` is tested against
   build_simple registry "$REGISTRY_VERSION" github.com/distribution/distribution/v3 \
     github.com/distribution/distribution/v3/cmd/registry registry
 }
+build_helmdocs() {  # the chart README's values table, from the `# --` comments
+  build_simple helmdocs "$HELM_DOCS_VERSION" github.com/norwoodj/helm-docs \
+    github.com/norwoodj/helm-docs/cmd/helm-docs helm-docs
+}
 
 # Small tools first, so a failure in the long Kubernetes build shows the rest working.
 targets=("${@:$((INIT+1))}")
-[[ ${#targets[@]} -eq 0 ]] && targets=(etcd kwok fakegcs helm registry k8s)
+[[ ${#targets[@]} -eq 0 ]] && targets=(etcd kwok fakegcs helm registry helmdocs k8s)
 for t in "${targets[@]}"; do "build_$t"; done
 echo "$BIN"

@@ -1,37 +1,35 @@
 """The chart's values documentation: every value has a `# --` comment, the README is current.
 
-hack/chart-readme.py builds the README's values table from values.yaml; run it after
-changing a value (``python hack/chart-readme.py``).
+helm-docs (built from its Go module by hack/build-tools.sh) renders the README from
+charts/stylegan-operator/README.md.gotmpl, its values table from the `# --` comments in
+values.yaml; run ``make generate`` after changing a value.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-import pytest
 import yaml
-from tests.support import ROOT
+from tests.support import require_binary
 from tests.unit.chart.helmtool import CHART
 
-SCRIPT = ROOT / "hack" / "chart-readme.py"
+
+def helm_docs(root: Path) -> str:
+    """The README helm-docs writes for the chart under ``root`` (written, and returned)."""
+    proc = subprocess.run(
+        [require_binary("helm-docs"), "--chart-search-root", str(root),
+         "--sort-values-order", "file", "--log-level", "warning"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return (root / CHART.name / "README.md").read_text()
 
 
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("chart_readme", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["chart_readme"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-chart_readme = _load_script()
+def copy_of_chart(tmp_path: Path) -> Path:
+    shutil.copytree(CHART, tmp_path / CHART.name)
+    return tmp_path
 
 
 def leaves(values: Any, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
@@ -40,71 +38,37 @@ def leaves(values: Any, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
     return {prefix}
 
 
-def test_the_readme_values_table_is_current() -> None:
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--check"], capture_output=True,
-                          text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr + "\nrun: python hack/chart-readme.py"
+def table_rows(readme: str) -> dict[str, str]:
+    """key -> description of the README's values table."""
+    lines = readme.split("| Key | Type | Default | Description |\n", 1)[1].splitlines()
+    rows = {}
+    for line in lines[1:]:
+        if not line.startswith("| "):
+            break
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        rows[cells[0]] = cells[-1]
+    return rows
+
+
+def test_the_readme_is_what_helm_docs_writes(tmp_path: Path) -> None:
+    assert helm_docs(copy_of_chart(tmp_path)) == (CHART / "README.md").read_text(), (
+        "charts/stylegan-operator/README.md is stale: run make generate")
 
 
 def test_every_value_of_the_chart_is_documented() -> None:
-    text = (CHART / "values.yaml").read_text()
-    rows = chart_readme.parse_values(text)
-    documented = {tuple(r.key.split(".")) for r in rows}
-    for leaf in leaves(yaml.safe_load(text)):
-        assert any(leaf[: len(d)] == d for d in documented), f"{'.'.join(leaf)} undocumented"
-    assert all(r.description for r in rows)
-    readme = (CHART / "README.md").read_text()
-    for row in rows:
-        assert f"| `{row.key}` |" in readme
+    rows = table_rows((CHART / "README.md").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for leaf in leaves(values):
+        covering = [key for key in rows if tuple(key.split(".")) == leaf[: len(key.split("."))]]
+        assert covering, f"{'.'.join(leaf)} is not in the values table"
+        assert all(rows[key] for key in covering), f"{'.'.join(leaf)} has no `# --` comment"
 
 
-def test_an_undocumented_value_is_refused_naming_it() -> None:
-    text = "image:\n  # -- The repository.\n  repository: x\n  tag: v1\n"
-    with pytest.raises(chart_readme.ValuesDocError, match=r"values.yaml:4: image.tag has no"):
-        chart_readme.parse_values(text)
-
-
-def test_a_documented_map_is_one_row_and_comments_continue() -> None:
-    text = (
-        "# A plain comment documents nothing.\n"
-        "\n"
-        "# -- Compute resources,\n"
-        "# per container.\n"
-        "resources:\n"
-        "  limits:\n"
-        "    memory: 1Gi\n"
-        "# -- Tolerations.\n"
-        "tolerations:\n"
-        "- key: a\n"
-        "  operator: Exists\n"
-        "section:\n"
-        "  # -- A flag.\n"
-        "  flag: true\n"
-    )
-    rows = chart_readme.parse_values(text)
-    assert [(r.key, r.type, r.default) for r in rows] == [
-        ("resources", "object", '{"limits": {"memory": "1Gi"}}'),
-        ("tolerations", "list", '[{"key": "a", "operator": "Exists"}]'),
-        ("section.flag", "bool", "true"),
-    ]
-    assert rows[0].description == "Compute resources, per container."
-
-
-def test_a_stale_readme_is_reported(tmp_path: Path) -> None:
-    chart = tmp_path / "chart"
-    shutil.copytree(CHART, chart)
-    values = chart / "values.yaml"
+def test_a_changed_comment_changes_the_table(tmp_path: Path) -> None:
+    root = copy_of_chart(tmp_path)
+    values = root / CHART.name / "values.yaml"
     values.write_text(values.read_text().replace(
         "# -- Debug logging (`--verbose`).", "# -- Debug logging, very chatty."))
-    check = [sys.executable, str(SCRIPT), "--chart", str(chart), "--check"]
-    proc = subprocess.run(check, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1 and "stale" in proc.stderr
-    subprocess.run([sys.executable, str(SCRIPT), "--chart", str(chart)], check=True,
-                   capture_output=True, timeout=60)
-    assert "Debug logging, very chatty." in (chart / "README.md").read_text()
-    assert subprocess.run(check, capture_output=True, timeout=60).returncode == 0
-
-
-def test_a_readme_without_markers_is_refused() -> None:
-    with pytest.raises(chart_readme.ValuesDocError, match="markers"):
-        chart_readme.update_readme("# a README\n", "| table |")
+    readme = helm_docs(root)
+    assert table_rows(readme)["operator.verbose"] == "Debug logging, very chatty."
+    assert readme != (CHART / "README.md").read_text()
