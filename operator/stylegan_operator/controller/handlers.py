@@ -243,8 +243,9 @@ def _reconcile_once(
     extra = list(extra_pods) + [
         p for p in remembered if str((p.get("metadata") or {}).get("uid")) not in listed
     ]
-    observed = kube.observe(run, extra)
-    plan = decide(run, observed, datetime.now(UTC), STATE.config())
+    config = STATE.config()
+    observed = kube.observe(run, extra, gpu_type_label=config.gpu_type_label)
+    plan = decide(run, observed, datetime.now(UTC), config)
     done = kube.apply(run, plan)
     reference = run_reference(run)
     for event in plan.events:

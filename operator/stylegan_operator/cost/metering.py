@@ -92,7 +92,7 @@ def _time(value: Any, field_name: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _quantity(value: Any, field_name: str) -> float:
+def quantity(value: Any, field_name: str) -> float:
     """A Kubernetes resource quantity (``"2"``, ``"500m"``, ``"16Gi"``, ``4``) as a float,
     read by the client's own parser (imported here: ``stylegan estimate`` never needs it)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -117,7 +117,7 @@ def _container_amount(containers: Iterable[Any], resource: str, where: str) -> l
         amounts.append(
             0.0
             if value is None
-            else _quantity(value, f'{where}[{index}].resources.limits["{resource}"]')
+            else quantity(value, f'{where}[{index}].resources.limits["{resource}"]')
         )
     return amounts
 

@@ -22,27 +22,32 @@ API server refuses for what it is (400, 403, 422).
 
 What the operator touches (and ``manifests/rbac`` grants): StyleGANRuns and their status,
 Jobs, Pods (read only), ConfigMaps, Services, ServiceAccounts, Roles and RoleBindings in the
-runs' namespaces, and Events (posted by kopf).
+runs' namespaces, Events (posted by kopf), and, for elastic runs, Nodes and the pods bound to
+them cluster-wide (read only; without that right an elastic attempt asks for maxNodes).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from stylegan_common.kubeapi import api_error, out_of_reach
-from stylegan_operator.api.names import API_VERSION
+from stylegan_operator.api.names import API_VERSION, CUSTOM_GPU_TYPE_LABEL
 from stylegan_operator.reconcile import render
+from stylegan_operator.reconcile.capacity import free_nodes
 from stylegan_operator.reconcile.observe import Observed
 from stylegan_operator.reconcile.plan import Plan, diff_status
 
 MERGE_PATCH: Final = "application/merge-patch+json"
 REQUEST_TIMEOUT: Final = (10.0, 60.0)  # (connect, read) seconds
 
-# kind -> apiVersion of the namespaced kinds the operator reads, creates or deletes.
+# kind -> apiVersion of the kinds the operator reads, creates or deletes (Node: read only,
+# the free capacity of elastic runs, ``reconcile.capacity``).
 KINDS: Final[dict[str, str]] = {
+    "Node": "v1",
     "ServiceAccount": "v1",
     "Service": "v1",
     "ConfigMap": "v1",
@@ -70,6 +75,15 @@ def api_version_of(kind: str) -> str:
     except KeyError:
         known = ", ".join(sorted(KINDS))
         raise ValueError(f"kind {kind!r} is not one the operator manages ({known})") from None
+
+
+def _any_alive(pods: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether a pod of the run still holds (or waits for) a node."""
+    return any(
+        (p.get("status") or {}).get("phase") in ("Pending", "Running")
+        and not (p.get("metadata") or {}).get("deletionTimestamp")
+        for p in pods
+    )
 
 
 def run_selector(run_name: str) -> str:
@@ -177,10 +191,12 @@ class Kube:
 
     # -- what a run owns ---------------------------------------------------------------
     def observe(
-        self, run: Mapping[str, Any], extra_pods: Iterable[Mapping[str, Any]] = ()
+        self, run: Mapping[str, Any], extra_pods: Iterable[Mapping[str, Any]] = (),
+        gpu_type_label: str | None = CUSTOM_GPU_TYPE_LABEL,
     ) -> Observed:
         """The run's Jobs, pods, ConfigMaps, Service and trainer account; ``extra_pods`` (seen
-        in events, maybe gone since) are added unless listed."""
+        in events, maybe gone since) are added unless listed. For an elastic run with no
+        attempt alive, the free nodes of its shape too (``Observed.free_nodes``)."""
         meta = run.get("metadata") or {}
         namespace, name = str(meta["namespace"]), str(meta["name"])
         selector = run_selector(name)
@@ -193,7 +209,30 @@ class Kube:
         # The trainer's account, Role and RoleBinding, so that deleted ones are made again.
         accounts = [{**o, "kind": kind} for kind in ("ServiceAccount", "Role", "RoleBinding")
                     for o in self.list_objects(kind, namespace, selector)]
-        return Observed.from_api(run, jobs, pods, config_maps, service, accounts)
+        observed = Observed.from_api(run, jobs, pods, config_maps, service, accounts)
+        resources = (run.get("spec") or {}).get("resources") or {}
+        if resources.get("minNodes") is not None and not _any_alive(observed.pods):
+            free = self.free_nodes(str(resources.get("gpuType")),
+                                   int(resources.get("gpusPerNode") or 1), gpu_type_label)
+            observed = dataclasses.replace(observed, free_nodes=free)
+        return observed
+
+    def free_nodes(self, gpu_type: str, gpus_per_node: int,
+                   gpu_type_label: str | None = CUSTOM_GPU_TYPE_LABEL) -> int | None:
+        """Nodes with ``gpus_per_node`` GPUs of ``gpu_type`` free; None without the right to
+        list nodes and pods cluster-wide (an operator confined to namespaces)."""
+        try:
+            nodes = self.call("list Node", lambda: self.resource("Node").get(
+                _request_timeout=REQUEST_TIMEOUT))
+            pods = self.call("list Pod in every namespace", lambda: self.resource("Pod").get(
+                field_selector="status.phase!=Succeeded,status.phase!=Failed",
+                _request_timeout=REQUEST_TIMEOUT))
+        except KubeError as exc:
+            if exc.status == 403:
+                return None
+            raise
+        return free_nodes((nodes or {}).get("items") or [], (pods or {}).get("items") or [],
+                          gpu_type, gpus_per_node, gpu_type_label)
 
     def create(self, obj: Mapping[str, Any]) -> bool:
         """Create ``obj`` in its namespace; False when it was there already."""

@@ -25,6 +25,7 @@ from typing import Any, Final
 from stylegan_operator.api.names import GROUP, PLURAL
 from stylegan_operator.api.spec import RunSpec
 from stylegan_operator.reconcile import render
+from stylegan_operator.reconcile.capacity import elastic_node_count
 from stylegan_operator.reconcile.conditions import (
     CREATED,
     REASON_INITIAL,
@@ -128,8 +129,10 @@ def _create_attempt(
         creates.append(build_status_role_binding(run_meta, account))
     creates.append(render.build_service(run_meta, spec))
     creates.append(render.build_config_map(run_meta, spec, attempt))
+    nodes = elastic_node_count(spec, d.observed.free_nodes) if spec.is_elastic else None
     job = build_job(
         run_meta, spec, attempt, resume,
+        nodes=nodes,
         image=d.config.trainer_image,
         active_deadline_seconds=remaining,
         service_account_name=account,
@@ -143,9 +146,10 @@ def _create_attempt(
     creates.append(job)
     name = render.job_name(d.name, attempt)
     d.status.update(attempt=attempt, activeJob=name)
+    d.attempt_nodes = nodes or spec.node_count
     d.cond(CREATED, True, REASON_JOB_CREATED, f"Job {name} created")
     if reason == REASON_INITIAL and attempt == 1 and not d.old.get("activeJob"):
-        shape = f"{spec.node_count}x{spec.resources.gpus_per_node}"
+        shape = f"{d.attempt_nodes}x{spec.resources.gpus_per_node}"
         d.event("Normal", CREATED, f"created Job {name}: {shape} on "
                 f"{spec.resources.gpu_type}{_resume_words(spec)}")
 

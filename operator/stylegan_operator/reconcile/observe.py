@@ -85,6 +85,10 @@ class Observed:
     accounts: frozenset[tuple[str, str]] | None = None
     """(kind, name) of the run's ServiceAccounts, Roles and RoleBindings; None: not read, so
     nothing is made again (``children._ensure_support``)."""
+    free_nodes: int | None = None
+    """Nodes that could take one of an elastic run's pods now (``capacity.free_nodes``);
+    None: not read (a fixed-size run, an attempt already running, or no right to list
+    nodes), so an elastic attempt asks for maxNodes."""
 
     @classmethod
     def from_api(

@@ -120,6 +120,17 @@ class Plan:
 
 
 # --------------------------------------------------------------------------- draft
+def _attempt_nodes(d: _Decision, spec: RunSpec) -> int:
+    """Nodes of the run's current attempt: its Job's completions (an elastic attempt may
+    have fewer than maxNodes, ``capacity``), else what the spec asks for."""
+    if d.attempt_nodes is not None:
+        return d.attempt_nodes
+    attempt = _int(d.status.get("attempt", d.old.get("attempt")))
+    job = d.observed.jobs.get(attempt)
+    completions = _int(((job or {}).get("spec") or {}).get("completions"))
+    return completions if completions > 0 else spec.node_count
+
+
 class _Decision:
     """The mutable working state of one :func:`decide` call."""
 
@@ -143,6 +154,8 @@ class _Decision:
         self.preemptions = _int(self.old.get("preemptions"))
         self.lost_work_usd = _float(self.old.get("lostWorkCostUsd")) or 0.0
         self.budget_message = ""
+        self.attempt_nodes: int | None = None
+        """Nodes of an attempt created by this decision (``children._create_attempt``)."""
 
     # -- small helpers -----------------------------------------------------------------
     def cond(self, type_: str, status: bool, reason: str, message: str = "") -> bool:
@@ -201,7 +214,7 @@ def _finish(
     if d.lost_work_usd:
         status["lostWorkCostUsd"] = round(d.lost_work_usd, 6)
     if spec is not None:
-        status["shape"] = f"{spec.node_count}x{spec.resources.gpus_per_node}"
+        status["shape"] = f"{_attempt_nodes(d, spec)}x{spec.resources.gpus_per_node}"
         status["totalKimg"] = spec.training.kimg
     if progress:
         kimg = _float(progress.get("kimg"))

@@ -111,7 +111,7 @@ class SlowKube:
         return {"metadata": {"name": name, "namespace": namespace, "uid": "u",
                              "deletionTimestamp": "2026-01-01T00:00:00Z"}}
 
-    def observe(self, run: Any, extra: Any = ()) -> Observed:
+    def observe(self, run: Any, extra: Any = (), gpu_type_label: Any = None) -> Observed:
         self.observed_extra.append(list(extra))
         self.entered.set()
         self.release.wait(timeout=10)
