@@ -24,8 +24,8 @@ Decisions worth knowing:
 * ``spec.model`` is immutable once created: checkpoints of another network cannot resume;
   so is ``spec.checkpoints.uri`` once set (CEL transition rules, refused by the API server).
   Every other field may change while the run lives: ``cost``, ``runPolicy``, ``suspend``
-  and ``serve`` take effect at the next reconcile; what an attempt's Job and ConfigMap were made from
-  (``training``, ``dataset``, ``resources``, ``distributed``, the rest of ``checkpoints``,
+  and ``serve`` take effect at the next reconcile; what an attempt's Job and ConfigMap were
+  made from (``training``, ``dataset``, ``resources``, ``distributed``, the rest of ``checkpoints``,
   ``queueName``) applies at the next attempt, and until then the run's ``SpecChangePending``
   condition names the fields that wait (``reconcile.spec_changes``).
 """
