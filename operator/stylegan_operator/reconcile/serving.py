@@ -136,6 +136,7 @@ def _remove(d: _Decision, reason: str, message: str) -> None:
                 if obj is not None and not _is_deleting(obj)]
     for kind in existing:
         d.plan.deletes.append((kind, serve_name(d.name)))
-    d.status["serve"] = None
+    if "serve" in d.old:
+        d.status["serve"] = None  # removed by the merge patch
     if existing or condition(d.old, SERVING) is not None or reason != REASON_SERVE_DISABLED:
         d.cond(SERVING, False, reason, message)
