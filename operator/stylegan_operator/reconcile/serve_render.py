@@ -141,7 +141,8 @@ def _server_container(spec: RunSpec, image: str | None) -> dict[str, Any]:
     }
     if r.image_pull_policy:
         container["imagePullPolicy"] = r.image_pull_policy
-    mounts = [{"name": "tmp", "mountPath": "/tmp"}, {"name": "cache", "mountPath": CACHE_DIR}]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"},
+                                    {"name": "cache", "mountPath": CACHE_DIR}]
     if spec.checkpoints is not None and spec.checkpoints.claim_name:
         mounts.append({"name": "checkpoints", "mountPath": CHECKPOINT_MOUNT, "readOnly": True})
     container.update(
