@@ -16,7 +16,7 @@ import pytest
 
 from stylegan_operator.api.validation import validate_spec
 from stylegan_operator.reconcile.serve_render import ANNOTATION_SERVE_DIGEST, build_serve_deployment
-from tests.integration.operator.conftest import OperatorProcess, Runs, gpu_run
+from tests.integration.operator.conftest import OperatorProcess, Runs, example, gpu_run
 from tests.support import Kubectl, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -133,3 +133,37 @@ def test_the_api_server_refuses_serving_without_checkpoints(
 def test_kubectl_explain_documents_spec_serve(kubectl: Kubectl, crd: str) -> None:
     explained = kubectl("explain", "styleganrun.spec.serve.truncationPsi")
     assert "truncation psi" in explained.stdout
+
+
+def test_the_examples_gpu_servers_start_on_its_gpu_pool_once_it_succeeds(
+    kubectl: Kubectl, namespace: str, operator: OperatorProcess, runs: Runs
+) -> None:
+    doc = example("portraits-serve", namespace)
+    kubectl("create", "serviceaccount", doc["spec"]["resources"]["serviceAccountName"],
+            namespace=namespace)
+    doc["spec"]["serve"]["whileTraining"] = False  # no trainer here reports a checkpoint
+    runs.apply(doc)
+    pods = runs.running_pods("portraits", 1, 1)
+    runs.wait_phase("portraits", "Running")
+    assert runs.condition("portraits", "Serving")["reason"] == "WaitingForSuccess"
+    runs.exit_pods(pods, 0)
+    runs.wait_phase("portraits", "Succeeded")
+
+    def servers() -> list[dict[str, Any]] | None:
+        found = [p for p in kubectl.json(
+            "pods", "-l", "stylegan.dev/run=portraits,app.kubernetes.io/component=server",
+            namespace=namespace)["items"] if p["status"].get("phase") == "Running"]
+        return found if len(found) == 2 else None
+
+    placed = wait_for(servers, timeout=60, what="2 running server pods")
+    labels = {n["metadata"]["name"]: n["metadata"].get("labels", {})
+              for n in kubectl.json("nodes")["items"]}
+    for pod in placed:
+        assert labels[pod["spec"]["nodeName"]]["cloud.google.com/gke-accelerator"] == (
+            "nvidia-tesla-a100")
+        (container,) = pod["spec"]["containers"]
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    status = runs.wait_status("portraits", lambda s: (s.get("serve") or {}).get(
+        "readyReplicas") == 2, what="both servers ready")
+    assert status["phase"] == "Succeeded"
+    assert runs.condition("portraits", "Serving")["status"] == "True"
