@@ -23,9 +23,9 @@ Decisions worth knowing:
   must lie under it; the root filesystem is read-only, so a checkpoint path needs a claim.
 * ``spec.model`` is immutable once created: checkpoints of another network cannot resume;
   so is ``spec.checkpoints.uri`` once set (CEL transition rules, refused by the API server).
-  Every other field may change while the run lives: ``cost``, ``runPolicy`` and ``suspend``
-  take effect at the next reconcile; what an attempt's Job and ConfigMap were made from
-  (``training``, ``dataset``, ``resources``, ``distributed``, the rest of ``checkpoints``,
+  Every other field may change while the run lives: ``cost``, ``runPolicy``, ``suspend``
+  and ``serve`` take effect at the next reconcile; what an attempt's Job and ConfigMap were
+  made from (``training``, ``dataset``, ``resources``, ``distributed``, the rest of ``checkpoints``,
   ``queueName``) applies at the next attempt, and until then the run's ``SpecChangePending``
   condition names the fields that wait (``reconcile.spec_changes``).
 """
@@ -51,6 +51,7 @@ from stylegan_operator.api.fields import (
 from stylegan_operator.api.names import CHECKPOINT_MOUNT, CPU, DATASET_MOUNT
 from stylegan_operator.api.resources import DistributedSpec, ResourcesSpec
 from stylegan_operator.api.rules import ApiModel, Rule, section
+from stylegan_operator.api.serve import ServeSpec
 
 
 class ModelSpec(ApiModel):
@@ -353,6 +354,22 @@ class RunSpec(ApiModel):
             "resumeFrom) to move a run",
             field_path=".checkpoints.uri",
         ),
+        Rule(
+            cel="!has(self.serve) || !has(self.serve.enabled) || !self.serve.enabled || "
+            "has(self.checkpoints)",
+            message="spec.serve.enabled needs spec.checkpoints: the server reads the run's "
+            "checkpoints from there (a scratch folder dies with the trainer pod)",
+            check=lambda s: not s.serve.enabled or s.checkpoints is not None,
+            field_path=".serve.enabled",
+        ),
+        Rule(
+            cel="!has(self.serve) || !has(self.serve.device) || self.serve.device != 'gpu' || "
+            "self.resources.gpuType != 'cpu'",
+            message="spec.serve.device gpu needs a GPU type in spec.resources.gpuType (it is "
+            "cpu): the server asks for one GPU of that type",
+            check=lambda s: s.serve.device != "gpu" or s.resources.gpu_type != CPU,
+            field_path=".serve.device",
+        ),
     )
 
     model: ModelSpec = section(ModelSpec, "The network: resolution, preset and overrides.")
@@ -378,6 +395,9 @@ class RunSpec(ApiModel):
     )
     suspend: bool = Field(
         False, description="Stop the run's pods, keeping its checkpoints; false resumes it."
+    )
+    serve: ServeSpec = section(
+        ServeSpec, "Serve the run's faces over HTTP (stylegan serve behind <run>-faces)."
     )
 
     # -- derived values the operator and the renderer share ---------------------------

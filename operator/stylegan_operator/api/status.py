@@ -1,7 +1,7 @@
 """``status``: what the operator observed of a StyleGANRun; written only by the operator.
 
-The phase, Kubernetes-style conditions, progress, spend and the newest checkpoint, as
-the CRD's status schema describes them and the operator patches them.
+The phase, Kubernetes-style conditions, progress, spend, the newest checkpoint and where the
+faces are served, as the CRD's status schema describes them and the operator patches them.
 """
 
 from __future__ import annotations
@@ -35,6 +35,18 @@ class CheckpointRef(ApiModel):
     uri: str | None = Field(None, description="Where the checkpoint is.")
     kimg: float | None = Field(None, ge=0, description="Training progress it holds, in kimg.")
     time: datetime | None = Field(None, description="When it was written.")
+
+
+class ServeStatus(ApiModel):
+    """Where the run's faces are served (spec.serve)."""
+
+    url: str | None = Field(
+        None, description="The Service's in-cluster URL, http://<svc>.<ns>.svc."
+    )
+    replicas: int | None = Field(None, ge=0, description="Server pods asked for.")
+    ready_replicas: int | None = Field(
+        None, ge=0, description="Server pods ready: a checkpoint loaded (their /readyz)."
+    )
 
 
 class RunStatus(ApiModel):
@@ -79,3 +91,6 @@ class RunStatus(ApiModel):
     start_time: datetime | None = Field(None, description="When the first attempt started.")
     completion_time: datetime | None = Field(None, description="When the run finished.")
     message: str | None = Field(None, description="The latest human-readable summary.")
+    serve: ServeStatus | None = Field(
+        None, description="The server of spec.serve, while it runs; see the Serving condition."
+    )

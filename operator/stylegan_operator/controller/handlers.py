@@ -1,9 +1,10 @@
 """The kopf handlers: thin triggers for one level-triggered :func:`reconcile` of a run.
 
-Whatever happens (the run is created, changed or found at start-up; a Job or pod of the run
-changes; the periodic timer fires), the handler names the run and calls :func:`reconcile`,
-which reads the run and what it owns afresh, asks ``reconcile.decide`` for a plan, applies
-it through ``kube`` and posts the plan's Events. No handler decides anything itself.
+Whatever happens (the run is created, changed or found at start-up; a Job, pod or server
+Deployment of the run changes; the periodic timer fires), the handler names the run and
+calls :func:`reconcile`, which reads the run and what it owns afresh, asks
+``reconcile.decide`` for a plan, applies it through ``kube`` and posts the plan's Events.
+No handler decides anything itself.
 
 Concurrency: kopf runs handlers for different objects at once (a run, each of its Jobs and
 pods), so reconciles of one run are serialised here; requests that arrive while one runs
@@ -260,8 +261,8 @@ def _reconcile_once(
         STATE.last_reconcile = time.monotonic()
     if done:
         # Cost and progress move on every tick; say so only when debugging.
-        routine = not (plan.creates or plan.job_patches or plan.deletes or plan.job_stops
-                       or plan.events or plan.delete_run)
+        routine = not (plan.creates or plan.applies or plan.job_patches or plan.deletes
+                       or plan.job_stops or plan.events or plan.delete_run)
         logger.log(logging.DEBUG if routine else logging.INFO, "reconciled %s/%s (%s): %s",
                    namespace, name, plan.phase, "; ".join(done))
     return plan
@@ -384,6 +385,16 @@ def owner_run(body: Mapping[str, Any]) -> str | None:
 @kopf.on.event("batch", "v1", "jobs", id="job", labels={render.LABEL_RUN: kopf.PRESENT})
 def job_event(body: kopf.Body, namespace: str | None, logger: kopf.Logger, **_: Any) -> None:
     """A Job of a run changed (pods started, it finished or failed): reconcile the run."""
+    run = owner_run(body)
+    if run:
+        _reconcile_logged(str(namespace), run, logger)
+
+
+@kopf.on.event("apps", "v1", "deployments", id="server",
+               labels={render.LABEL_RUN: kopf.PRESENT})
+def server_event(body: kopf.Body, namespace: str | None, logger: kopf.Logger, **_: Any) -> None:
+    """The run's server (spec.serve) changed: pods became ready, or it was deleted (and is
+    made again). Also what keeps a finished run's server, which has no timer, in repair."""
     run = owner_run(body)
     if run:
         _reconcile_logged(str(namespace), run, logger)

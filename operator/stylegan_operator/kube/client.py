@@ -6,7 +6,7 @@ Objects travel as the plain JSON dicts the API server speaks (camelCase), the sa
 ``BatchV1Api``, ...) because it keeps those dicts as they are: it takes a dict body and
 hands back the server's JSON (``ResourceInstance.to_dict()``), where the typed APIs parse
 every reply into generated models (pydantic ones from kubernetes 35 on) that drop the fields
-they do not know and must be turned back into camelCase dicts, and it serves all eight kinds
+they do not know and must be turned back into camelCase dicts, and it serves all nine kinds
 below through one create/get/patch/delete instead of one method name per kind and verb.
 Its one cost is discovery: the first call for each kind asks the API server where that kind
 lives (the API groups, then that group's resource list), once per process, under a lock
@@ -22,8 +22,10 @@ API server refuses for what it is (400, 403, 422).
 
 What the operator touches (and ``manifests/rbac`` grants): StyleGANRuns and their status,
 Jobs, Pods (read only), ConfigMaps, Services, ServiceAccounts, Roles and RoleBindings in the
-runs' namespaces, Events (posted by kopf), and, for elastic runs, Nodes and the pods bound to
-them cluster-wide (read only; without that right an elastic attempt asks for maxNodes).
+runs' namespaces, the Deployments of ``spec.serve`` (server-side apply, field manager
+:data:`FIELD_MANAGER`), Events (posted by kopf), and, for elastic runs, Nodes and the pods
+bound to them cluster-wide (read only; without that right an elastic attempt asks for
+maxNodes).
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ from stylegan_operator.reconcile import render
 from stylegan_operator.reconcile.capacity import free_nodes
 from stylegan_operator.reconcile.observe import Observed
 from stylegan_operator.reconcile.plan import Plan, diff_status
+from stylegan_operator.reconcile.serve_render import serve_name
 
 MERGE_PATCH: Final = "application/merge-patch+json"
+FIELD_MANAGER: Final = "stylegan-operator"
 REQUEST_TIMEOUT: Final = (10.0, 60.0)  # (connect, read) seconds
 
 # kind -> apiVersion of the kinds the operator reads, creates or deletes (Node: read only,
@@ -55,6 +59,7 @@ KINDS: Final[dict[str, str]] = {
     "Role": "rbac.authorization.k8s.io/v1",
     "RoleBinding": "rbac.authorization.k8s.io/v1",
     "Job": "batch/v1",
+    "Deployment": "apps/v1",
     "StyleGANRun": API_VERSION,
 }
 TRANSIENT_STATUSES: Final = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -194,8 +199,8 @@ class Kube:
         self, run: Mapping[str, Any], extra_pods: Iterable[Mapping[str, Any]] = (),
         gpu_type_label: str | None = CUSTOM_GPU_TYPE_LABEL,
     ) -> Observed:
-        """The run's Jobs, pods, ConfigMaps, Service and trainer account; ``extra_pods`` (seen
-        in events, maybe gone since) are added unless listed. For an elastic run with no
+        """The run's Jobs, pods, ConfigMaps, Service, trainer account and server; ``extra_pods``
+        (seen in events, maybe gone since) are added unless listed. For an elastic run with no
         attempt alive, the free nodes of its shape too (``Observed.free_nodes``)."""
         meta = run.get("metadata") or {}
         namespace, name = str(meta["namespace"]), str(meta["name"])
@@ -209,7 +214,13 @@ class Kube:
         # The trainer's account, Role and RoleBinding, so that deleted ones are made again.
         accounts = [{**o, "kind": kind} for kind in ("ServiceAccount", "Role", "RoleBinding")
                     for o in self.list_objects(kind, namespace, selector)]
-        observed = Observed.from_api(run, jobs, pods, config_maps, service, accounts)
+        # The server of spec.serve, read whether or not it is enabled: a disabled one that
+        # still runs is deleted.
+        faces = serve_name(name)
+        serving = self.get("Deployment", namespace, faces)
+        serving_service = self.get("Service", namespace, faces)
+        observed = Observed.from_api(run, jobs, pods, config_maps, service, accounts,
+                                     serving, serving_service)
         resources = (run.get("spec") or {}).get("resources") or {}
         if resources.get("minNodes") is not None and not _any_alive(observed.pods):
             free = self.free_nodes(str(resources.get("gpuType")),
@@ -247,6 +258,20 @@ class Kube:
         )  # fmt: skip
         return reply is not None
 
+    def server_side_apply(self, obj: Mapping[str, Any]) -> None:
+        """Send ``obj`` whole as the operator's intent (server-side apply, forced: the operator
+        owns these objects); the API server creates it, or updates it and drops the fields
+        the operator set before and no longer sends."""
+        kind = str(obj.get("kind"))
+        meta = obj.get("metadata") or {}
+        namespace = str(meta.get("namespace"))
+        self.call(
+            f"apply {kind} {namespace}/{meta.get('name')}",
+            lambda: self.resource(kind).server_side_apply(
+                body=dict(obj), namespace=namespace, field_manager=FIELD_MANAGER,
+                force_conflicts=True, _request_timeout=REQUEST_TIMEOUT),
+        )  # fmt: skip
+
     def patch(self, kind: str, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         self.call(
             f"patch {kind} {namespace}/{name}",
@@ -277,6 +302,9 @@ class Kube:
         for obj in plan.creates:
             if self.create(obj):
                 done.append(f"created {obj['kind']} {obj['metadata']['name']}")
+        for obj in plan.applies:
+            self.server_side_apply(obj)
+            done.append(f"applied {obj['kind']} {obj['metadata']['name']}")
         for job, patch in plan.job_patches:
             self.patch("Job", namespace, job, patch)
             done.append(f"patched Job {job} {json.dumps(patch, sort_keys=True)}")

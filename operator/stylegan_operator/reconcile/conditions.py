@@ -3,7 +3,7 @@
 ``status.phase`` takes one of the phases below, and each phase is also a condition type
 (:data:`PHASE_CONDITIONS`: the one for the current phase True, the others False); the other
 condition types (:data:`CREATED`, :data:`PRICED`, the budget's,
-:data:`SPEC_CHANGE_PENDING`) stand on their own. Reasons
+:data:`SPEC_CHANGE_PENDING`, :data:`SERVING`) stand on their own. Reasons
 are CamelCase, as Kubernetes writes them, and also name the Events. Kept apart so that
 every step of the decision, and the tests, share one vocabulary; :func:`set_condition`
 moves ``lastTransitionTime`` the way Kubernetes does.
@@ -53,6 +53,15 @@ REASON_COMPLETED: Final = "Completed"
 REASON_NO_PRICE: Final = "NoPrice"
 REASON_WORK_LOST: Final = "WorkLost"
 REASON_RECREATED: Final = "Recreated"
+
+SERVING: Final = "Serving"
+"""True while a server pod of spec.serve is ready; False says why not (``reconcile.serving``)."""
+REASON_SERVE_DISABLED: Final = "ServeDisabled"
+REASON_WAITING_FOR_CHECKPOINT: Final = "WaitingForCheckpoint"
+REASON_WAITING_FOR_SUCCESS: Final = "WaitingForSuccess"
+REASON_SERVER_STARTING: Final = "ServerStarting"
+REASON_SERVER_READY: Final = "ServerReady"
+REASON_SCALED_TO_ZERO: Final = "ScaledToZero"
 
 SPEC_CHANGE_PENDING: Final = "SpecChangePending"
 REASON_NEXT_ATTEMPT: Final = "AppliesAtNextAttempt"

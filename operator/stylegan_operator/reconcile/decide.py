@@ -11,9 +11,10 @@ the object there already is a success.
 
 It runs along observe -> decide -> plan: ``observe`` reads what the run owns from the
 API's objects; this module judges, with ``attempts`` driving the newest attempt's Job and
-``spend`` pricing the run and holding it to its budget, and ``spec_changes`` saying which
-spec changes wait for the next attempt; ``plan`` holds the draft they write
-into and the Plan, status patch and metrics sample it becomes. ``conditions`` names the
+``spend`` pricing the run and holding it to its budget, ``spec_changes`` saying which
+spec changes wait for the next attempt, and ``serving`` running the server of
+``spec.serve``; ``plan`` holds the draft they write into and the Plan, status patch and
+metrics sample it becomes. ``conditions`` names the
 phases, conditions and reasons. The phases a run moves through and the failures it can meet
 are described in ``attempts``.
 """
@@ -52,6 +53,7 @@ from stylegan_operator.reconcile.observe import (
     _job_name,
 )
 from stylegan_operator.reconcile.plan import Plan, _Decision, _finish
+from stylegan_operator.reconcile.serving import drive_serving
 from stylegan_operator.reconcile.spec_changes import note_spec_changes
 from stylegan_operator.reconcile.spend import (
     _budget,
@@ -107,6 +109,7 @@ def decide(
     if finished:
         _stop_leftovers(d)
         _ttl(d, spec)
+        drive_serving(d, spec, progress)
         return _finish(d, spec, snapshot, projection, pricing, budget, progress)
 
     attempt = max(_int(d.old.get("attempt")), max(observed.jobs, default=0), 1)
@@ -137,6 +140,7 @@ def decide(
     else:
         _drive_attempt(d, spec, attempt, desired_suspend, start, progress, pricing)
     note_spec_changes(d, spec)
+    drive_serving(d, spec, progress)
 
     if d.phase in FINISHED:
         d.status["completionTime"] = d.status.get("completionTime") or _iso(now)

@@ -2,7 +2,9 @@
 
 Outside a cluster there is no operator and no run object: the manifest is validated, given
 the metadata a cluster would (a stand-in uid), and rendered the way the operator would
-render its first attempt (Service, ConfigMap, Job), then written as one YAML stream.
+render its first attempt (Service, ConfigMap, Job), plus the server's Deployment and Service
+when ``spec.serve.enabled`` (the operator makes those once the run has a checkpoint), then
+written as one YAML stream.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from stylegan_operator.api.names import KIND
 from stylegan_operator.api.validation import SpecError, validate_spec
 from stylegan_operator.reconcile.jobs import build_job
 from stylegan_operator.reconcile.render import build_config_map, build_service
+from stylegan_operator.reconcile.serve_render import build_serve_deployment, build_serve_service
 
 
 def run_meta_from(resource: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +49,8 @@ def render_run(
     nodes: int | None = None,
     image: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Every object of one attempt of a StyleGANRun manifest: Service, ConfigMap, Job.
+    """Every object of one attempt of a StyleGANRun manifest: Service, ConfigMap, Job, and
+    the server's Deployment and Service with ``spec.serve.enabled``.
 
     ``resume_uri`` is what the operator would record as known (the Job's
     ``stylegan.dev/resume-from`` annotation); the ConfigMap says ``resume: latest`` all the
@@ -63,11 +67,14 @@ def render_run(
         raise SpecError("spec", "is required: the StyleGANRun's desired state (an object)")
     spec = validate_spec(raw_spec)
     meta = run_meta_from(resource)
-    return [
+    objects = [
         build_service(meta, spec),
         build_config_map(meta, spec, attempt),
         build_job(meta, spec, attempt, resume_uri, nodes=nodes, image=image),
     ]
+    if spec.serve.enabled:
+        objects += [build_serve_deployment(meta, spec, image=image), build_serve_service(meta)]
+    return objects
 
 
 class _BlockDumper(yaml.SafeDumper):

@@ -1,10 +1,10 @@
 """What :func:`~stylegan_operator.reconcile.decide.decide` is given besides the run and the time.
 
 :class:`Observed` is what the run owns right now (its Jobs by attempt, its pods, ConfigMaps
-and Service), kept to the objects of *this* run; :class:`LifecycleConfig` is what the
-operator was started with. The readers below turn the API server's objects (plain dicts)
-into the facts the decision works with: a Job's outcome, a pod's phase, why it waits, why
-it ended. They only read; nothing here decides.
+and Service, and the server of ``spec.serve``), kept to the objects of *this* run;
+:class:`LifecycleConfig` is what the operator was started with. The readers below turn the
+API server's objects (plain dicts) into the facts the decision works with: a Job's outcome,
+a pod's phase, why it waits, why it ended. They only read; nothing here decides.
 """
 
 from __future__ import annotations
@@ -72,6 +72,12 @@ def _pod_is_own(pod: Mapping[str, Any], run_uid: str | None, foreign_jobs: set[s
     return _controller_uid(pod) not in foreign_jobs
 
 
+def _is_server_pod(pod: Mapping[str, Any]) -> bool:
+    """A pod of the run's server (``serve_render``), not of an attempt."""
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return labels.get("app.kubernetes.io/component") == render.SERVER_COMPONENT
+
+
 @dataclass(frozen=True)
 class Observed:
     """What a run owns right now, as the API returned it."""
@@ -85,6 +91,10 @@ class Observed:
     accounts: frozenset[tuple[str, str]] | None = None
     """(kind, name) of the run's ServiceAccounts, Roles and RoleBindings; None: not read, so
     nothing is made again (``children._ensure_support``)."""
+    serving: Mapping[str, Any] | None = None
+    """The server's Deployment (``spec.serve``), if there is one."""
+    serving_service: Mapping[str, Any] | None = None
+    """The server's Service ``<run>-faces``, if there is one."""
     free_nodes: int | None = None
     """Nodes that could take one of an elastic run's pods now (``capacity.free_nodes``);
     None: not read (a fixed-size run, an attempt already running, or no right to list
@@ -99,9 +109,13 @@ class Observed:
         config_maps: Iterable[Mapping[str, Any]] = (),
         service: Mapping[str, Any] | None = None,
         accounts: Iterable[Mapping[str, Any]] | None = None,
+        serving: Mapping[str, Any] | None = None,
+        serving_service: Mapping[str, Any] | None = None,
     ) -> Observed:
         """Keep what belongs to *this* run: a run deleted and created again under the same
-        name must not adopt the Jobs (and pods) of the old one while they are collected."""
+        name must not adopt the Jobs (and pods) of the old one while they are collected.
+        The server's pods (``spec.serve``) carry the run's label too, but are no attempt's:
+        they are left out of ``pods``."""
         uid = (run.get("metadata") or {}).get("uid")
         own_jobs: dict[int, Mapping[str, Any]] = {}
         foreign_job_uids: set[str] = set()
@@ -112,7 +126,8 @@ class Observed:
                 continue
             if attempt is not None:
                 own_jobs[attempt] = job
-        own_pods = [p for p in pods if _pod_is_own(p, uid, foreign_job_uids)]
+        own_pods = [p for p in pods
+                    if _pod_is_own(p, uid, foreign_job_uids) and not _is_server_pod(p)]
         names = frozenset(
             str((c.get("metadata") or {}).get("name"))
             for c in config_maps
@@ -125,7 +140,10 @@ class Observed:
             for a in accounts
             if not uid or _controller_uid(a) in (None, uid)
         )
-        return cls(own_jobs, own_pods, names, service, owned)
+        serving, serving_service = (
+            obj if obj is not None and (not uid or _controller_uid(obj) in (None, uid)) else None
+            for obj in (serving, serving_service))
+        return cls(own_jobs, own_pods, names, service, owned, serving, serving_service)
 
 
 # --------------------------------------------------------------------------- readers

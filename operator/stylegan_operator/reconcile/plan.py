@@ -90,13 +90,17 @@ class Plan:
     """What one reconcile does, in the order ``kube.apply`` does it.
 
     Creates come first (so a crash can never lose the Job a restart decided on), then
-    patches of Jobs, then deletions of stale Jobs, then the Jobs a finished run stops, then
-    the status, then the run's own deletion (TTL).
+    applies, then patches of Jobs, then deletions (stale Jobs, a server no longer wanted),
+    then the Jobs a finished run stops, then the status, then the run's own deletion (TTL).
     """
 
     status: dict[str, Any] = field(default_factory=dict)
     """A JSON merge patch for ``status``; None values remove a field."""
     creates: list[dict[str, Any]] = field(default_factory=list)
+    applies: list[dict[str, Any]] = field(default_factory=list)
+    """Objects sent whole with server-side apply (the server of ``spec.serve``): made when
+    missing, brought back to what the operator renders when that changed, fields it no
+    longer renders removed."""
     job_patches: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     """(Job name, merge patch)."""
     deletes: list[tuple[str, str]] = field(default_factory=list)
@@ -187,7 +191,7 @@ STATUS_FIELDS: Final = (
     "gpuHours", "cost", "costText", "projectedCost", "projectedCostText", "currency", "eta",
     "lastCheckpoint", "restarts", "preemptions",
     "attempt", "activeJob", "observedGeneration", "startTime", "completionTime", "message",
-    "costLedger", "lostWorkCostUsd", "budgetExceededAt",
+    "costLedger", "lostWorkCostUsd", "budgetExceededAt", "serve",
 )  # fmt: skip
 
 

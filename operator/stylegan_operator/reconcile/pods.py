@@ -147,6 +147,12 @@ def trainer_env(run_meta: dict[str, Any], spec: RunSpec, attempt: int) -> list[d
             {"name": "TORCH_NCCL_ASYNC_ERROR_HANDLING", "value": "1"},
             {"name": "NCCL_DEBUG", "value": "WARN"},
         ]
+    return with_spec_env(env, spec)
+
+
+def with_spec_env(env: list[dict[str, Any]], spec: RunSpec) -> list[dict[str, Any]]:
+    """``env`` with ``spec.resources.env`` laid over it: an entry of the same name is replaced
+    in place, new ones are appended (the server's pods get the same storage settings)."""
     index = {e["name"]: i for i, e in enumerate(env)}
     for extra in spec.resources.env:
         entry = {"name": extra.name, "value": extra.value}

@@ -48,6 +48,8 @@ LABEL_RUN_UID = "stylegan.dev/run-uid"
 created again under the same name gets a new uid, so the new run can tell the old run's
 terminating pods, whose Job may already be gone, from its own."""
 LABEL_QUEUE = "kueue.x-k8s.io/queue-name"
+SERVER_COMPONENT = "server"
+"""``app.kubernetes.io/component`` of the server's pods (``serve_render``): not an attempt's."""
 ANNOTATION_GENERATION = "stylegan.dev/generation"
 ANNOTATION_RESUME = "stylegan.dev/resume-from"
 ANNOTATION_RUN_NAME = "stylegan.dev/run-name"

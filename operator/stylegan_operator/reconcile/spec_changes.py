@@ -10,8 +10,8 @@ field:
   checkpoint of one network cannot resume another) and ``spec.checkpoints.uri`` once set
   (the next attempt would find no checkpoint and start from scratch);
 * applied at the next reconcile, so never pending: ``spec.cost`` (prices, budget, its
-  action), ``spec.runPolicy`` (backoff limit, deadline, TTL: the operator enforces them) and
-  ``spec.suspend``;
+  action), ``spec.runPolicy`` (backoff limit, deadline, TTL: the operator enforces them),
+  ``spec.suspend`` and ``spec.serve`` (its Deployment rolls, ``reconcile.serving``);
 * applied at the next attempt, pending until then: the rest, each second-level field on its
   own (``spec.training.kimg``, ``spec.resources.image``, ``spec.distributed.*``, ...) and
   ``spec.queueName``. The next attempt comes with a restart, a preemption, a resume after a
@@ -44,7 +44,7 @@ from stylegan_operator.reconcile.conditions import (
 from stylegan_operator.reconcile.plan import _Decision
 
 ANNOTATION_SPEC_DIGESTS: Final = "stylegan.dev/spec-digests"
-APPLIED_LIVE: Final = frozenset({"cost", "runPolicy", "suspend"})
+APPLIED_LIVE: Final = frozenset({"cost", "runPolicy", "suspend", "serve"})
 IMMUTABLE: Final = frozenset({"model"})  # and checkpoints.uri, which never differs here
 
 

@@ -129,6 +129,26 @@ INVALID_SPECS: list[tuple[str, dict[str, Any], str]] = [
     ("unknown-budget-action", {"cost": {"budgetAction": "Delete"}}, "spec.cost.budgetAction"),
     ("negative-backoff-limit", {"runPolicy": {"backoffLimit": -1}}, "spec.runPolicy.backoffLimit"),
     ("queue-name-not-a-label", {"queueName": "Team_Queue"}, "spec.queueName"),
+    (
+        "serve-without-checkpoints",
+        {"checkpoints": None, "serve": {"enabled": True}},
+        "spec.serve.enabled",
+    ),
+    (
+        "serve-gpu-on-a-cpu-run",
+        {"resources": {"gpuType": "cpu"}, "training": {"mixedPrecision": "none"},
+         "serve": {"device": "gpu"}},
+        "spec.serve.device",
+    ),
+    ("serve-unknown-device", {"serve": {"device": "tpu"}}, "spec.serve.device"),
+    ("serve-psi-above-two", {"serve": {"truncationPsi": 3}}, "spec.serve.truncationPsi"),
+    ("serve-negative-replicas", {"serve": {"replicas": -1}}, "spec.serve.replicas"),
+    ("serve-zero-max-batch", {"serve": {"maxBatch": 0}}, "spec.serve.maxBatch"),
+    (
+        "serve-resources-set-gpus",
+        {"serve": {"resources": {"limits": {"nvidia.com/gpu": 1}}}},
+        "spec.serve.resources",
+    ),
 ]
 
 

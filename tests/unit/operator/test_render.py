@@ -633,7 +633,7 @@ def test_trainer_accepts_the_rendered_options(example: Path, tmp_path: Path) -> 
     """The contract with ``stylegan train --config``: every key known, every value valid."""
     from stylegan_trainer.cli.train_commands import build_options
 
-    _, config_map, _ = render_run(yaml.safe_load(example.read_text()))
+    _, config_map, *_ = render_run(yaml.safe_load(example.read_text()))
     path = tmp_path / "train.yaml"
     path.write_text(config_map["data"]["train.yaml"])
     options = build_options(str(path), {})

@@ -30,13 +30,21 @@ operator serves every namespace; otherwise as a Role in each served namespace.
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]
-# Application: the attempt's trainer options, and the headless Service for the rendezvous.
+# Application: the attempt's trainer options.
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, create]
+# Application: the headless Service for the rendezvous (created), and the server's
+# <run>-faces of spec.serve (server-side apply: patch, or create when missing; deleted when
+# serving is turned off).
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, create]
+  verbs: [get, create, patch, delete]
+# Application: the server of spec.serve, applied, watched (a deleted one is made again, its
+# readiness reaches the status) and deleted when turned off.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch, delete]
 # Application: the per-run ServiceAccount, Role and RoleBinding that let the trainer's
 # rank 0 patch its own run's status (operator/stylegan_operator/reconcile/children.py
 # build_status_role: get/patch on styleganruns/status, resourceNames: [the run]). Listed by
