@@ -152,7 +152,7 @@ def test_configuration_errors_come_before_compute(dataset_dir: str, tmp_path: Pa
 def test_run_writes_checkpoint_grid_stats_and_progress(dataset_dir: str, tmp_path: Path) -> None:
     options = _options(dataset_dir, tmp_path, 3, tick_kimg=0.004, snapshot_kimg=0.008)
     trainer = Trainer(options)
-    assert trainer.augment_mode == "ada"  # 12 images < 30k: ADA by default
+    assert trainer.augment_mode == "ada"  # ADA by default, as the published code
     assert trainer.run() == EXIT_OK
     assert trainer.cur_nimg == 3 * BATCH
     pointer = json.loads((tmp_path / "latest.json").read_text())

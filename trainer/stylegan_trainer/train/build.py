@@ -41,9 +41,7 @@ from stylegan_trainer.train.options import TrainingOptions, parse_augment, parse
 from stylegan_trainer.train.phases import Phase
 from stylegan_trainer.train.presets import PresetError, TrainingPreset, resolve_preset
 
-# ADA (Karras et al. 2020): augment when the dataset is small; target and interval (the speed
-# is the option ada_kimg).
-ADA_DATASET_THRESHOLD = 30_000
+# ADA (Karras et al. 2020): target and interval (the speed is the option ada_kimg).
 ADA_TARGET = 0.6
 ADA_INTERVAL = 4
 # Mixed precision as the published configurations run it: the 4 top resolutions, clamp 256.
@@ -203,12 +201,15 @@ def build_training_networks(
 
 
 def build_augment(
-    options: TrainingOptions, dataset_size: int, device: torch.device
+    options: TrainingOptions, device: torch.device
 ) -> tuple[str, AugmentPipe | None, AdaController | None]:
-    """(mode, pipe, ADA controller): ``auto`` is ADA below 30k images, else no augmentation."""
+    """(mode, pipe, ADA controller). ``auto`` is ADA whatever the dataset's size, the published
+    code's default (``--aug=ada``): p starts at 0 and rises only while D overfits, so on a
+    large dataset it stays near 0 and the augmentations seldom fire, while a small one gets
+    the augmentation it needs."""
     mode, initial_p = parse_augment(options.augment)
     if mode == "auto":
-        mode = "ada" if dataset_size < ADA_DATASET_THRESHOLD else "noaug"
+        mode = "ada"
     pipe: AugmentPipe | None = None
     ada: AdaController | None = None
     if mode != "noaug":

@@ -71,7 +71,7 @@ class TrainingOptions:
     seed: int = 0
     outdir: str = "out/train"
     xflip: bool = False
-    augment: str = "auto"  # auto (ADA below 30k images) | ada | noaug | fixed:<p>
+    augment: str = "auto"  # auto (ADA, as the published default) | ada | noaug | fixed:<p>
     ada_kimg: float = ADA_KIMG  # ADA can move p from 0 to 1 in this many kimg
     # Reduced precision in the 4 top resolutions, CUDA only (fp32 on a CPU whatever it says):
     # auto (bf16 on GPUs with native bf16, compute capability 8+: A100, L4, H100; else fp16
