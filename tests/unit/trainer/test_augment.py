@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stylegan_trainer.model.augment import AdaController, AugmentPipe
+from stylegan_trainer.model.augment import SYM6_TAPS, AdaController, AugmentPipe
 
 ALL_OFF = dict(
     xflip=0,
@@ -58,13 +58,40 @@ def test_shapes_and_dtype_are_kept(shape: tuple[int, int, int, int]) -> None:
     assert torch.isfinite(out).all()
 
 
-def test_geometric_transforms_stay_within_the_input_range() -> None:
-    """Bilinear interpolation of reflected pixels is a convex combination of inputs."""
+def test_integer_transforms_stay_within_the_input_range() -> None:
+    """Without a general op the warp is exact at the image's rate: a permutation of pixels."""
+    x = images(16)
+    out = pipe_with(1.0, xflip=1, rotate90=1, xint=1)(x)
+    assert out.min() >= x.min() - 1e-5 and out.max() <= x.max() + 1e-5
+    assert not torch.allclose(out, x)
+
+
+def test_general_transforms_overshoot_no_more_than_the_filters_allow() -> None:
+    """The 2x supersampled warp rings (sym6 has negative taps) by at most the product of
+    the filters' absolute sums, per axis: the up filter's two phases, then the down filter."""
+    taps = torch.tensor(SYM6_TAPS, dtype=torch.float64)
+    up_phase = 2 * max(taps[0::2].abs().sum(), taps[1::2].abs().sum())  # gain 2 per axis
+    bound = float((up_phase * taps.abs().sum()) ** 2)
     x = images(16)
     geometric = dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1)
     out = pipe_with(1.0, **geometric)(x)
-    assert out.min() >= x.min() - 1e-5 and out.max() <= x.max() + 1e-5
+    assert out.abs().max() <= x.abs().max() * bound + 1e-5
     assert not torch.allclose(out, x)
+
+
+def test_an_identity_warp_through_the_supersampled_path_moves_no_pixel() -> None:
+    """Up, warp by the identity and down: a smooth image comes back unshifted, only its
+    highest frequencies a little lower (the pads of augment.SUPERSAMPLE_*)."""
+    smooth = torch.nn.functional.interpolate(torch.rand(2, 3, 8, 8), size=64, mode="bicubic",
+                                             align_corners=False)
+    identity = torch.eye(3).expand(2, 3, 3)
+    out = AugmentPipe._supersampled_warp(smooth, identity)
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))
+    error = (out - smooth)[inner].abs().mean()
+    assert error < 0.02 * smooth.abs().mean()
+    for shift in (1, -1):  # a pixel's shift either way would be far worse
+        shifted = (out.roll(shift, dims=-1) - smooth)[inner].abs().mean()
+        assert shifted > 3 * error
 
 
 def test_full_pipeline_keeps_values_in_reasonable_bounds() -> None:

@@ -14,6 +14,14 @@ contrast, luma flip, hue rotation, saturation). Geometry is one composed affine 
 applied with ``grid_sample`` (bilinear, reflection padding); colour is one composed 4x4 matrix
 on homogeneous RGB. Only stock torch ops are used.
 
+As the paper's pipeline does, the general (non-integer) warp runs at twice the resolution: the
+image, reflect-padded, is upsampled 2x through the ``sym6`` wavelet's low-pass filter, warped,
+and low-passed and decimated back with the same filter, so rotations and fractional shifts
+do not alias (bilinear sampling at the image's own rate does, and D learns to see it). When
+only the integer ops (x-flip, 90-degree rotations, integer translation) are on, the warp is
+exact at the image's own rate instead. The sym6 coefficients are the published wavelet's
+(``dec_lo``, normalised to a unit sum); the pads keep an identity warp unshifted.
+
 The ADA heuristic: ``r_t = E[sign(D(real))]``; every ``interval`` steps
 ``p += sign(r_t - target) * batch * interval / (kimg * 1000)``, clamped to [0, 1], so p can
 go from 0 to 1 within ``kimg`` thousand images.
@@ -26,6 +34,20 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from stylegan_trainer.model.ops import upfirdn2d
+
+# The sym6 wavelet's low-pass decomposition filter, normalised to a unit sum (DC gain 1).
+_SYM6 = (0.015404109327027373, 0.0034907120842174702, -0.11799011114819057,
+         -0.048311742585633, 0.4910559419267466, 0.787641141030194, 0.3379294217276218,
+         -0.07263752278646252, -0.021060292512300564, 0.04472490177066578,
+         0.0017677118642428036, -0.007800708325034148)
+SYM6_TAPS = tuple(t / sum(_SYM6) for t in _SYM6)
+# Reflect padding (input pixels) that keeps the filters' tails inside real image content, and
+# the up/down pads that keep an identity warp aligned (tests/unit/trainer/test_augment.py).
+SUPERSAMPLE_MARGIN = 4
+SUPERSAMPLE_UP_PAD = (4, 3)
+SUPERSAMPLE_DOWN_PAD = (8, 6)
 
 # Default strengths of the ADA paper (Appendix B).
 XINT_MAX = 0.125
@@ -162,9 +184,10 @@ class AugmentPipe(nn.Module):
         p = float(self.p)
         if p <= 0:
             return images
-        geometric = self._geometric_matrix(images, p)
+        geometric, general = self._geometric_matrix(images, p)
         if geometric is not None:
-            images = self._warp(images, geometric)
+            warp = self._supersampled_warp if general else self._warp
+            images = warp(images, geometric)
         color = self._color_matrix(images, p)
         if color is not None:
             images = self._apply_color(images, color)
@@ -172,10 +195,11 @@ class AugmentPipe(nn.Module):
 
     # -- geometry ----------------------------------------------------------------------
 
-    def _geometric_matrix(self, images: Tensor, p: float) -> Tensor | None:
+    def _geometric_matrix(self, images: Tensor, p: float) -> tuple[Tensor | None, bool]:
         """Per-image 3x3 map from output pixel coordinates (centred, in pixels) to input
-        coordinates. Every distribution is symmetric, so sampling the map directly is the
-        same as sampling the forward transform and inverting it."""
+        coordinates, and whether a general (non-integer) op is on. Every distribution is
+        symmetric, so sampling the map directly is the same as sampling the forward
+        transform and inverting it."""
         n, _, h, w = images.shape
         dev = images.device
         m = _eye(3, n, dev)
@@ -192,21 +216,22 @@ class AugmentPipe(nn.Module):
             t = _gate((torch.rand(n, 2, device=dev) * 2 - 1) * self.xint_max, p * self.xint, 0.0)
             m = m @ _translate2d(torch.round(t[:, 0] * w), torch.round(t[:, 1] * h))
             touched = True
+        integer_only = True
         if self.scale > 0:
             s = _gate(torch.exp2(torch.randn(n, device=dev) * self.scale_std), p * self.scale, 1.0)
             m = m @ _scale2d(s, s)
-            touched = True
+            touched, integer_only = True, False
         p_rot = 1 - math.sqrt(max(1 - min(p * self.rotate, 1.0), 0.0))
         if self.rotate > 0:
             theta = _gate(
                 (torch.rand(n, device=dev) * 2 - 1) * math.pi * self.rotate_max, p_rot, 0.0
             )
             m = m @ _rotate2d(-theta)
-            touched = True
+            touched, integer_only = True, False
         if self.aniso > 0:
             s = _gate(torch.exp2(torch.randn(n, device=dev) * self.aniso_std), p * self.aniso, 1.0)
             m = m @ _scale2d(s, 1 / s)
-            touched = True
+            touched, integer_only = True, False
         if self.rotate > 0:
             theta = _gate(
                 (torch.rand(n, device=dev) * 2 - 1) * math.pi * self.rotate_max, p_rot, 0.0
@@ -215,8 +240,23 @@ class AugmentPipe(nn.Module):
         if self.xfrac > 0:
             t = _gate(torch.randn(n, 2, device=dev) * self.xfrac_std, p * self.xfrac, 0.0)
             m = m @ _translate2d(t[:, 0] * w, t[:, 1] * h)
-            touched = True
-        return m if touched else None
+            touched, integer_only = True, False
+        return (m if touched else None), not integer_only
+
+    @classmethod
+    def _supersampled_warp(cls, images: Tensor, m: Tensor) -> Tensor:
+        """:meth:`_warp` at twice the resolution, between sym6 up- and downsampling."""
+        pad = SUPERSAMPLE_MARGIN
+        h, w = images.shape[-2:]
+        x = F.pad(images, [pad] * 4, mode="reflect")
+        x = upfirdn2d(x, SYM6_TAPS, up=2, pad=SUPERSAMPLE_UP_PAD, gain=4.0)
+        # m works in centred pixel units; _warp turns it into the grid's [-1, 1] units with
+        # the size it is given, so the same m at twice the pixels needs its shifts doubled.
+        m2 = m.clone()
+        m2[:, :2, 2] *= 2
+        x = cls._warp(x, m2)
+        x = upfirdn2d(x, SYM6_TAPS, down=2, pad=SUPERSAMPLE_DOWN_PAD)
+        return x[..., pad:pad + h, pad:pad + w]
 
     @staticmethod
     def _warp(images: Tensor, m: Tensor) -> Tensor:
