@@ -102,6 +102,13 @@ def test_cpu_preset_is_small_fp32_and_follows_the_auto_rules() -> None:
     assert preset.ema_kimg == pytest.approx(16 * 10 / 32) and preset.ema_rampup == 0.05
 
 
+def test_ada_supersamples_its_warp_except_in_the_cpu_demo_preset() -> None:
+    assert all(resolve_preset(name, 256).augment_supersample
+               for name in PRESET_NAMES if name not in ("cpu",))
+    assert not resolve_preset("cpu", 32).augment_supersample
+    assert resolve_preset("cpu", 32, augment_supersample=True).augment_supersample  # --set
+
+
 def test_preset_names() -> None:
     assert set(PRESET_NAMES) == {
         "stylegan2",

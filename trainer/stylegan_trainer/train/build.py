@@ -201,7 +201,7 @@ def build_training_networks(
 
 
 def build_augment(
-    options: TrainingOptions, device: torch.device
+    options: TrainingOptions, preset: TrainingPreset, device: torch.device
 ) -> tuple[str, AugmentPipe | None, AdaController | None]:
     """(mode, pipe, ADA controller). ``auto`` is ADA whatever the dataset's size, the published
     code's default (``--aug=ada``): p starts at 0 and rises only while D overfits, so on a
@@ -213,7 +213,7 @@ def build_augment(
     pipe: AugmentPipe | None = None
     ada: AdaController | None = None
     if mode != "noaug":
-        pipe = AugmentPipe().to(device)
+        pipe = AugmentPipe(supersample=preset.augment_supersample).to(device)
         pipe.p.fill_(initial_p)
     if mode == "ada":
         ada = AdaController(ADA_TARGET, ADA_INTERVAL, options.ada_kimg)

@@ -119,7 +119,8 @@ class Trainer:
         self.G, self.D, self.G_ema = build_training_networks(
             self.network, options.seed, self.device
         )
-        self.augment_mode, self.augment_pipe, self.ada = build_augment(options, self.device)
+        self.augment_mode, self.augment_pipe, self.ada = build_augment(
+            options, self.preset, self.device)
         self.loss = build_loss(self.G, self.D, self.augment_pipe, self.preset)
         self.opt_G, self.opt_D, self.phases = build_optimizers(self.G, self.D, self.preset)
         self.latents = StepLatents(
