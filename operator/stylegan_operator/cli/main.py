@@ -53,6 +53,8 @@ COMMANDS: dict[str, Entry] = {
                       "torchrun, exiting with the workers' 64 or 75.", TRAINER),
     "generate": Entry(f"{_TRAINER_CLI}.sample_commands:generate_cmd",
                       "Turn a checkpoint into faces.", TRAINER),
+    "serve": Entry(f"{_TRAINER_CLI}.serve_commands:serve_cmd",
+                   "Serve a checkpoint's faces over HTTP.", TRAINER),
     "dataset": Entry(f"{_TRAINER_CLI}.train_commands:dataset_cmd",
                      "Convert an image folder to a zip.", TRAINER),
     "quality": Entry(f"{_TRAINER_CLI}.sample_commands:quality_cmd",

@@ -50,6 +50,9 @@ ALLOWED: dict[str, set[str]] = {
         "stylegan_trainer.train", "stylegan_trainer.model", "stylegan_trainer.data",
         "stylegan_trainer.sampling", "stylegan_trainer.quality", "stylegan_trainer.report",
         "stylegan_common"},
+    "stylegan_trainer.serve": {
+        "stylegan_trainer.serve", "stylegan_trainer.train", "stylegan_trainer.sampling",
+        "stylegan_trainer.model", "stylegan_common"},
     "stylegan_trainer.cli": {"stylegan_trainer", "stylegan_common"},
 }
 """Package -> what its modules may import: a package and its subpackages, or ``=module`` for
