@@ -370,6 +370,7 @@ def demo_cmd(
         f"{cores} vCPU x {total_seconds / 3600:.3f} h x {cpu_price_per_hour} USD = "
         f"{summary['cost_usd']:.4f} USD (price assumed; --cpu-price-per-hour)"
         + (f"; progress plot in {plot_path}" if plot_path else "")
+        + f"\ndemo: to look at its faces in a browser: stylegan serve --checkpoint {run_dir}"
     )
 
 
