@@ -30,7 +30,9 @@ def test_the_first_section_is_a_quick_start_of_three_commands() -> None:
 
 
 def test_every_link_stays_inside_the_repository_and_resolves() -> None:
-    assert "http://" not in README and "https://" not in README
+    # Loopback is this machine, not a link: what `stylegan serve` prints when it starts.
+    outside = README.replace("http://127.0.0.1:", "")
+    assert "http://" not in outside and "https://" not in outside
     for target in LINK.findall(README):
         path = target.split("#")[0]
         assert not path.startswith(".."), f"{target} points outside the repository"
