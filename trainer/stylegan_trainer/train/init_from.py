@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +59,7 @@ PUBLISHED_SUFFIX = ".pkl"
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save files are zip archives; network pickles are not
 FILTER_BUFFER = "resample_filter"
 _MAPPING_LAYER = re.compile(r"^mapping\.fc(\d+)\.(.+)$")
+_OUR_MAPPING_LAYER = re.compile(r"^mapping\.layers\.(\d+)\.(.+)$")
 _UP_CONV_WEIGHT = re.compile(r"^synthesis\.b\d+\.conv0\.weight$")
 _SYNTHESIS_BLOCK = re.compile(r"^synthesis\.b(\d+)\.")
 SHOWN = 3  # names a message lists per kind of misfit, then "and N more"
@@ -80,13 +81,14 @@ class NetworkFit:
     def fits(self) -> bool:
         return not (self.wrong_shape or self.unexpected or self.missing)
 
-    def describe(self) -> str:
+    def describe(self, rename: Callable[[str], str] = str) -> str:
+        """One clause per kind of misfit, names as ``rename`` gives them (the source's)."""
         parts = []
         if self.wrong_shape:
-            shapes = [f"{n} {src} (here {ours})" for n, src, ours in self.wrong_shape]
+            shapes = [f"{rename(n)} {src} (here {ours})" for n, src, ours in self.wrong_shape]
             parts.append(f"another shape: {_some(shapes)}")
         if self.unexpected:
-            parts.append(f"not in this run: {_some(self.unexpected)}")
+            parts.append(f"not in this run: {_some([rename(n) for n in self.unexpected])}")
         if self.missing:
             parts.append(f"not in the source: {_some(self.missing)}")
         return f"{self.network}: {len(self.matched)} tensors fit; " + "; ".join(parts)
@@ -106,6 +108,12 @@ def our_name(published: str) -> str:
     ``mapping.layers.0.weight``; every other name is the same)."""
     match = _MAPPING_LAYER.match(published)
     return f"mapping.layers.{match.group(1)}.{match.group(2)}" if match else published
+
+
+def published_name(ours: str) -> str:
+    """The inverse of :func:`our_name`, for messages about a published network."""
+    match = _OUR_MAPPING_LAYER.match(ours)
+    return f"mapping.fc{match.group(1)}.{match.group(2)}" if match else ours
 
 
 def _published_filter() -> torch.Tensor:
@@ -154,12 +162,13 @@ def _object_storage(uri: str) -> tuple[Storage, str]:
     return open_storage(parent), name
 
 
-def read_source(uri: str) -> tuple[dict[str, dict[str, torch.Tensor]], str]:
-    """``({'G': ..., 'D': ..., 'G_ema': ...}, what it was)`` under this project's names."""
+def read_source(uri: str) -> tuple[dict[str, dict[str, torch.Tensor]], str, bool]:
+    """``({'G': ..., 'D': ..., 'G_ema': ...}, what it was, whether published)``, the tensors
+    under this project's names."""
     if not uri.endswith(PUBLISHED_SUFFIX):
         state = ckpt.load_checkpoint(uri, map_location="cpu", field=FIELD)
         name = state.get("_checkpoint_name", uri)
-        return {key: dict(state[key]) for key in NETWORK_KEYS}, f"checkpoint {name}"
+        return {key: dict(state[key]) for key in NETWORK_KEYS}, f"checkpoint {name}", False
     storage, name = _object_storage(uri)
     try:
         data = storage.read_bytes(name)
@@ -167,10 +176,10 @@ def read_source(uri: str) -> tuple[dict[str, dict[str, torch.Tensor]], str]:
         raise ConfigError(f"{FIELD}: {uri} does not exist") from None
     if data.startswith(ZIP_MAGIC):  # this project's checkpoint under a .pkl name
         state = ckpt.deserialize(data, source=uri, field=FIELD)
-        return {key: dict(state[key]) for key in NETWORK_KEYS}, f"checkpoint {uri}"
+        return {key: dict(state[key]) for key in NETWORK_KEYS}, f"checkpoint {uri}", False
     published = read_network_pickle(data, uri, FIELD)
     networks = {key: convert_published(published[key], key, uri) for key in NETWORK_KEYS}
-    return networks, f"StyleGAN2-ADA network pickle {uri}"
+    return networks, f"StyleGAN2-ADA network pickle {uri}", True
 
 
 # ----------------------------------------------------------------------------------------------
@@ -194,7 +203,7 @@ def fit_network(network: str, source: Mapping[str, torch.Tensor], module: nn.Mod
 
 def check_fits(
     networks: Mapping[str, Mapping[str, torch.Tensor]], modules: Mapping[str, nn.Module],
-    source: str, resolution: int,
+    source: str, resolution: int, rename: Callable[[str], str] = str,
 ) -> list[NetworkFit]:  # fmt: skip
     """Every network's fit; ``ConfigError`` unless each fits exactly (module docstring)."""
     theirs = published_resolution(networks["G"])
@@ -206,7 +215,15 @@ def check_fits(
             f"{resolution}x{resolution}"
         )
     fits = [fit_network(key, networks[key], modules[key]) for key in NETWORK_KEYS]
-    bad = [fit.describe() for fit in fits if not fit.fits]
+    bad = [fit.describe(rename) for fit in fits if not fit.fits]
+    for fit in fits:  # the message shows a few names of each kind; the log has them all
+        for name, theirs_shape, ours in fit.wrong_shape:
+            log.error("%s: %s.%s is %s there, %s here", FIELD, fit.network, rename(name),
+                      theirs_shape, ours)  # fmt: skip
+        for name in fit.unexpected:
+            log.error("%s: %s.%s is not in this run", FIELD, fit.network, rename(name))
+        for name in fit.missing:
+            log.error("%s: %s.%s of this run is not in %s", FIELD, fit.network, name, source)
     if bad:
         raise ConfigError(
             f"{FIELD}: {source} does not fit this run's networks, so nothing was loaded: "
@@ -220,8 +237,9 @@ def check_fits(
 def _read_and_check(
     uri: str, modules: Mapping[str, nn.Module], resolution: int
 ) -> tuple[dict[str, dict[str, torch.Tensor]], str]:
-    networks, source = read_source(uri)
-    fits = check_fits(networks, modules, source, resolution)
+    networks, source, published = read_source(uri)
+    rename = published_name if published else str
+    fits = check_fits(networks, modules, source, resolution, rename)
     count = sum(len(fit.matched) for fit in fits)
     return networks, f"{FIELD}: G, D and G_ema from {source} ({count} tensors)"
 
