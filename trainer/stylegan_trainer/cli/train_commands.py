@@ -182,6 +182,11 @@ class _TrainCommand(click.Command):
     help="With --resume latest: checkpoint or run folder to start from while the checkpoint "
     "storage holds none yet.",
 )
+@click.option(
+    "--init-from",
+    help="Start a fresh run from these G, D and G_ema weights: a checkpoint, a run folder or a "
+    "StyleGAN2-ADA network pickle (.pkl); read only while the run has no checkpoint.",
+)
 @click.option("--max-seconds", type=float, help="Stop cleanly after this much wall time.")
 @click.option("--tick-kimg", type=float, help="Report every this many kimg.")
 @click.option("--device", help="auto, cpu, cuda or cuda:N.")

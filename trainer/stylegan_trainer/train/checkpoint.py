@@ -20,7 +20,8 @@ checkpoint therefore needs a new checkpoint folder (``resume: <that checkpoint>`
 
 Loading verifies size and sha256 and, when the newest object is torn or corrupt, logs a line
 and falls back to the previous entry of the history. Tensors, numbers, strings and containers
-only: the file loads with ``torch.load(weights_only=True)``, so a checkpoint cannot run code.
+only: the file loads with ``torch.load(weights_only=True)``, so a checkpoint cannot run code;
+one that names any other global is refused with a ``ConfigError`` (exit 64) naming the file.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import datetime
 import hashlib
 import io
 import logging
+import pickle
 import random
 import re
 from collections.abc import Mapping
@@ -210,11 +212,27 @@ def prune(storage: Storage, keep: int, protected: set[str]) -> list[str]:
 # Reading
 
 
-def deserialize(data: bytes, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+def deserialize(
+    data: bytes, map_location: str | torch.device = "cpu", source: str = "the checkpoint",
+    field: str = "checkpoint",
+) -> dict[str, Any]:
+    """A checkpoint's state from its bytes, with nothing in them run.
+
+    ``torch.load(weights_only=True)`` refuses any global that is not a tensor, a number or a
+    container; that refusal is a ``ConfigError`` naming ``field`` and ``source`` (exit 64), as a
+    checkpoint of another format is.
+    """
+    try:
+        state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"{field}: {source} is refused by torch.load(weights_only=True), nothing in it was "
+            f"run: {reason}"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise ConfigError(f"checkpoint: format {found!r} is not {CHECKPOINT_FORMAT!r}")
+        raise ConfigError(f"{field}: {source} has format {found!r}, not {CHECKPOINT_FORMAT!r}")
     return state
 
 
@@ -257,7 +275,7 @@ def load_latest(
             if i + 1 < len(entries):
                 log.warning("falling back to the previous checkpoint %s", entries[i + 1]["name"])
             continue
-        state = deserialize(data, map_location)
+        state = deserialize(data, map_location, source=entry["name"])
         state["_checkpoint_name"] = entry["name"]
         return state
     raise StorageError(
@@ -270,7 +288,7 @@ def _load_newest_unverified(
 ) -> dict[str, Any] | None:
     for name in reversed(list_checkpoints(storage)):
         try:
-            state = deserialize(storage.read_bytes(name), map_location)
+            state = deserialize(storage.read_bytes(name), map_location, source=name)
         except (StorageError, RuntimeError, EOFError, ValueError) as exc:
             log.warning("checkpoint %s does not load (%s); trying an older one", name, exc)
             continue
@@ -309,7 +327,7 @@ def load_checkpoint(
             data = storage.read_bytes(name)
         except ObjectNotFound:
             raise ConfigError(f"{field}: checkpoint {uri} does not exist") from None
-        state = deserialize(data, map_location)
+        state = deserialize(data, map_location, source=uri, field=field)
         state["_checkpoint_name"] = str(PurePosixPath(uri))
         return state
     state = load_latest(open_storage(uri), map_location)

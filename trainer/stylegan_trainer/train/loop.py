@@ -55,6 +55,7 @@ from stylegan_trainer.train.distributed import (
     per_rank_batch,
     resolve_device,
 )
+from stylegan_trainer.train.init_from import initialise_networks, network_modules
 from stylegan_trainer.train.options import TrainingOptions
 from stylegan_trainer.train.phases import (
     Phase,
@@ -136,9 +137,11 @@ class Trainer:
         self.cur_step = 0
         self.cur_tick = 0
         self.last_checkpoint: str | None = None
+        self.initialised_from: str | None = None
         self._stop = StopRequest()
         if resume_state is not None:
             self.load_state_dict(resume_state)
+        self._initialise_from(options.init_from, resume_state is not None)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -194,6 +197,18 @@ class Trainer:
         self.sampler.load_state_dict(state["sampler"])
         ckpt.restore_rng_state(state["rng"])
         self.last_checkpoint = state.get("_checkpoint_name")
+
+    def _initialise_from(self, uri: str | None, resumed: bool) -> None:
+        """``init_from``'s weights for a fresh run; a resumed one keeps its own (init_from.py)."""
+        if uri is None:
+            return
+        if resumed:
+            self.reporter.log(f"init_from: not used, resuming from {self.last_checkpoint}")
+            return
+        modules = network_modules(self.G, self.D, self.G_ema)
+        line = initialise_networks(uri, self.ctx, modules, self.network.resolution)
+        self.initialised_from = uri
+        self.reporter.log(line)
 
     # -- one step ------------------------------------------------------------------------
 
@@ -309,6 +324,8 @@ class Trainer:
     def _log_start(self) -> None:
         params = _count_params
         resumed = f", resumed from {self.last_checkpoint}" if self.last_checkpoint else ""
+        if self.initialised_from:
+            resumed = f", weights from {self.initialised_from}"
         self.reporter.log(
             f"training {self.options.preset} at {self.options.resolution}px on "
             f"{self.ctx.world_size} x {self.device}: batch {self.batch} "

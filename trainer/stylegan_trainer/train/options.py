@@ -18,6 +18,8 @@ the defaults, the message naming the file) and ``validate`` validates the finish
 verified checkpoint ``latest.json`` of ``checkpoint_uri`` names then. ``resume_fallback`` (the
 operator's ``spec.checkpoints.resumeFrom``) is used only while that storage holds none yet, so
 an attempt started from an options file written long ago still continues from the newest work.
+``init_from`` (``spec.initFrom``) likewise only applies while that storage holds no checkpoint:
+it gives a fresh run its first weights (init_from.py), and a restarted attempt resumes its own.
 """
 
 from __future__ import annotations
@@ -82,6 +84,10 @@ class TrainingOptions:
     # With resume: latest, what to start from while the checkpoint storage holds no
     # checkpoint yet (spec.checkpoints.resumeFrom): a checkpoint object or a run folder.
     resume_fallback: str | None = None
+    # Weights to start a fresh run from (transfer learning; init_from.py): a checkpoint of this
+    # project or a run folder, or a published StyleGAN2-ADA network pickle (.pkl). G, D and
+    # G_ema only, at kimg 0; not read again once the run has a checkpoint of its own.
+    init_from: str | None = None
     max_seconds: float | None = None  # stop cleanly after this much wall time
     tick_kimg: float = 4.0
     device: str = "auto"
@@ -211,6 +217,7 @@ class OptionsModel(BaseModel):
         StrictStr, AfterValidator(_not_empty("use latest, none, or a checkpoint path/URI"))
     ]
     resume_fallback: Any
+    init_from: Any
     max_seconds: float | None = Field(ge=0, allow_inf_nan=False)
     tick_kimg: Kimg
     device: Annotated[StrictStr, AfterValidator(_device)]
@@ -239,6 +246,31 @@ class OptionsModel(BaseModel):
             raise ValueError(
                 f"applies only with resume: latest, not resume: {resume}; "
                 "drop resume_fallback or use resume: latest"
+            )
+        return value
+
+
+    @field_validator("init_from")
+    @classmethod
+    def _init_from(cls, value: Any, info: ValidationInfo) -> Any:
+        """Weights for a fresh start; a run told where to *continue* from cannot also be."""
+        if value is None:
+            return None
+        if not isinstance(value, str) or value in ("", "latest", "none"):
+            raise ValueError(
+                f"{value!r} is not valid; give a checkpoint path/URI, a run folder or a "
+                "StyleGAN2-ADA network pickle (.pkl)"
+            )
+        resume = info.data.get("resume")
+        if resume not in (None, "latest", "none"):
+            raise ValueError(
+                f"cannot go with resume: {resume}, which continues that checkpoint; drop "
+                "init_from or use resume: latest"
+            )
+        if info.data.get("resume_fallback") is not None:
+            raise ValueError(
+                "cannot go with resume_fallback, which continues a checkpoint (counters and "
+                "optimisers too) where init_from starts at kimg 0 from its weights; give one"
             )
         return value
 
