@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -155,6 +156,10 @@ class Persistent(torch.nn.Module):
         self._module_src = module_src
         self._init_args: tuple[Any, ...] = ()
         self._init_kwargs = EasyDict(kwargs, mapping_kwargs=EasyDict())
+        # Plain attributes as the published layers keep them: numpy scalars and arrays.
+        self.act_gain = np.sqrt(2)
+        self.weight_gain = np.float32(0.125)
+        self.in_size = np.asarray([4, 4])
 
     def __reduce__(self) -> tuple[Any, ...]:
         state = {k: v for k, v in self.__dict__.items() if k not in ("_class_name", "_module_src")}
