@@ -64,6 +64,10 @@ _CHECKPOINT_URI_RULE = _uri_rule(
 _RESUME_URI_RULE = _uri_rule(
     "spec.checkpoints.resumeFrom", ("gs://", "/"), "a checkpoint object or a run folder"
 )
+_INIT_URI_RULE = _uri_rule(
+    "spec.initFrom", ("gs://", "/"),
+    "a checkpoint, a run folder or a StyleGAN2-ADA network pickle (.pkl)",
+)  # fmt: skip
 
 # Bounded string/list/map sizes keep the API server's CEL cost estimate low.
 Uri = Annotated[str, Field(min_length=1, max_length=1024)]
@@ -71,6 +75,7 @@ Resolution = Annotated[int, FieldRules((_RESOLUTION_RULE,))]
 DatasetUri = Annotated[Uri, FieldRules(_DATASET_URI_RULES)]
 CheckpointUri = Annotated[Uri, FieldRules((_CHECKPOINT_URI_RULE,))]
 ResumeUri = Annotated[Uri, FieldRules((_RESUME_URI_RULE,))]
+InitUri = Annotated[Uri, FieldRules((_INIT_URI_RULE,))]
 
 
 def _check_quantity(value: int | str) -> int | str:

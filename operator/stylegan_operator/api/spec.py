@@ -43,6 +43,7 @@ from stylegan_operator.api.fields import (
     CheckpointUri,
     Currency,
     DatasetUri,
+    InitUri,
     MixedPrecision,
     Preset,
     Resolution,
@@ -355,6 +356,16 @@ class RunSpec(ApiModel):
             field_path=".checkpoints.uri",
         ),
         Rule(
+            cel="!has(self.initFrom) || !has(self.checkpoints) || "
+            "!has(self.checkpoints.resumeFrom)",
+            message="spec.initFrom and spec.checkpoints.resumeFrom exclude each other: "
+            "resumeFrom continues a checkpoint (its counters and optimisers), initFrom starts "
+            "a new run at kimg 0 from a network's weights",
+            check=lambda s: s.init_from is None or s.checkpoints is None
+            or s.checkpoints.resume_from is None,
+            field_path=".initFrom",
+        ),
+        Rule(
             cel="!has(self.serve) || !has(self.serve.enabled) || !self.serve.enabled || "
             "has(self.checkpoints)",
             message="spec.serve.enabled needs spec.checkpoints: the server reads the run's "
@@ -383,6 +394,14 @@ class RunSpec(ApiModel):
         None,
         description="Durable checkpoints. Without them the trainer writes to a scratch "
         "folder and a restarted attempt starts from scratch.",
+    )
+    init_from: InitUri | None = Field(
+        None,
+        description="Weights to start from (transfer learning): a checkpoint of this operator, "
+        "a run folder, or a published StyleGAN2-ADA PyTorch network pickle (.pkl, e.g. FFHQ), "
+        "on gs:// or a claim. G, D and G_ema only: the run starts at kimg 0. Read by the first "
+        "attempt; later ones resume the run's own checkpoints. Must match spec.model (preset, "
+        "resolution, overrides), or the trainer fails the run naming what differs.",
     )
     cost: CostSpec = section(CostSpec, "Prices, currency and budget.")
     run_policy: RunPolicy = section(RunPolicy, "Restarts, deadline and clean-up.")

@@ -208,7 +208,8 @@ def trainer_options(spec: RunSpec) -> dict[str, Any]:
     was written; a Kueue re-admission, a changed ``resumeFrom`` or a SIGTERM checkpoint
     written while the previous pods stopped cannot send it back to older work.
     ``checkpoints.resumeFrom`` becomes ``resume_fallback``, read only while the run's own
-    storage holds no checkpoint yet.
+    storage holds no checkpoint yet; ``initFrom`` becomes ``init_from``, likewise read only then
+    (the first attempt starts from its weights at kimg 0, later ones resume their own work).
     """
     m, t = spec.model, spec.training
     ckpt = spec.checkpoints
@@ -250,6 +251,8 @@ def trainer_options(spec: RunSpec) -> dict[str, Any]:
         opts["keep_checkpoints"] = ckpt.keep
         if ckpt.resume_from is not None:
             opts["resume_fallback"] = ckpt.resume_from
+    if spec.init_from is not None:
+        opts["init_from"] = spec.init_from  # read only while checkpoint_uri holds none
     if overrides:
         opts["overrides"] = overrides
     return opts

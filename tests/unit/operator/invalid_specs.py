@@ -87,6 +87,12 @@ INVALID_SPECS: list[tuple[str, dict[str, Any], str]] = [
         {"checkpoints": {"uri": "/checkpoints/run"}},
         "spec.checkpoints.uri",
     ),
+    ("init-from-http", {"initFrom": "https://example.com/ffhq.pkl"}, "spec.initFrom"),
+    (
+        "init-from-and-resume-from",
+        {"initFrom": "gs://pretrained/ffhq.pkl", "checkpoints": {"resumeFrom": "gs://c/run"}},
+        "spec.initFrom",
+    ),
     ("zero-nodes", {"resources": {"nodes": 0}}, "spec.resources.nodes"),
     ("too-many-nodes", {"resources": {"nodes": 1024}}, "spec.resources.nodes"),
     (

@@ -649,6 +649,18 @@ def test_resume_from_is_only_the_trainers_fallback_to_latest() -> None:
     assert "resume_fallback" not in trainer_options(spec_with())
 
 
+def test_init_from_reaches_the_trainer_only_when_set(tmp_path: Path) -> None:
+    from stylegan_trainer.cli.train_commands import build_options
+
+    assert "init_from" not in trainer_options(spec_with())
+    spec = spec_with({"initFrom": "gs://pretrained/ffhq-res256-mirror-paper256-noaug.pkl"})
+    path = tmp_path / "train.yaml"
+    path.write_text(build_config_map(META, spec, 1)["data"]["train.yaml"])
+    options = build_options(str(path), {})  # the trainer accepts what the operator wrote
+    assert options.init_from == "gs://pretrained/ffhq-res256-mirror-paper256-noaug.pkl"
+    assert options.resume == "latest" and options.resume_fallback is None
+
+
 def test_the_resume_annotation_names_what_the_operator_knew() -> None:
     spec = spec_with({"checkpoints": {"resumeFrom": "gs://pretrained/ffhq.pt"}})
     assert resume_uri_for(spec, None) == "gs://pretrained/ffhq.pt"

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -155,6 +156,10 @@ class Persistent(torch.nn.Module):
         self._module_src = module_src
         self._init_args: tuple[Any, ...] = ()
         self._init_kwargs = EasyDict(kwargs, mapping_kwargs=EasyDict())
+        # Plain attributes as the published layers keep them: numpy scalars and arrays.
+        self.act_gain = np.sqrt(2)
+        self.weight_gain = np.float32(0.125)
+        self.in_size = np.asarray([4, 4])
 
     def __reduce__(self) -> tuple[Any, ...]:
         state = {k: v for k, v in self.__dict__.items() if k not in ("_class_name", "_module_src")}
@@ -488,6 +493,55 @@ def test_init_from_options_are_checked(changes: dict[str, Any], message: str) ->
 
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         TrainingOptions(**changes).validate()
+
+
+def _two_ranks_main(rank: int, port: int, dataset: str, outdir: str, pkl: str, evil: str,
+                    result: str) -> None:  # fmt: skip
+    from stylegan_trainer.train import distributed as dist_helpers
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
+    torch.set_num_threads(1)
+    ctx = dist_helpers.init_from_env("cpu")
+    try:
+        options = tiny_options(dataset, Path(outdir), 1, augment="noaug", init_from=pkl)
+        trainer = Trainer(options, ctx, reporter=SilentReporter())
+        seen: dict[str, Any] = {f"{key}.{k}": v for key, module in
+                                (("G", trainer.G), ("D", trainer.D), ("G_ema", trainer.G_ema))
+                                for k, v in module.state_dict().items()}  # fmt: skip
+        try:
+            Trainer(tiny_options(dataset, Path(outdir), 1, init_from=evil), ctx,
+                    reporter=SilentReporter())  # fmt: skip
+            seen["error"] = ""
+        except ConfigError as exc:
+            seen["error"] = str(exc)
+        torch.save(seen, f"{result}.{rank}")
+    finally:
+        dist_helpers.shutdown()
+
+
+@pytest.mark.timeout(240)
+def test_two_ranks_get_the_weights_and_the_refusal_from_rank_0(
+    dataset_dir: str, tmp_path: Path
+) -> None:
+    import torch.multiprocessing as mp
+    from tests.support import free_port
+
+    networks = tiny_published()
+    pkl = write_pickle(tmp_path / "net.pkl", networks)
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps(_System(f"touch {tmp_path / 'pwned'}")))
+    result = tmp_path / "seen"
+    args = (free_port(), dataset_dir, str(tmp_path / "run"), str(pkl), str(evil), str(result))
+    mp.spawn(_two_ranks_main, nprocs=2, join=True, args=args)
+    first, second = (torch.load(f"{result}.{rank}", weights_only=True) for rank in (0, 1))
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first if k != "error")
+    const = networks["G_ema"][1]["synthesis.b4.const"]
+    assert torch.equal(first["G_ema.synthesis.b4.const"], const)
+    assert first["error"] == second["error"] != ""
+    assert "is refused: it asks to call posix.system" in second["error"]
+    assert not (tmp_path / "pwned").exists()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,8 +20,10 @@ only way a pickle reaches code, returns:
 * for ``_reconstruct_persistent_obj`` a stand-in that keeps the class name and the state and
   never looks at, let alone executes, the source code;
 * for any class of the published code's own packages (``training``, ``torch_utils``,
-  ``dnnlib``: ``dnnlib.util.EasyDict`` among them) a :class:`PickledObject` that records the
-  module, the name, the arguments and the state, and does nothing else.
+  ``dnnlib``: ``dnnlib.util.EasyDict`` among them), and for numpy's scalars, dtypes and arrays
+  (the published layers keep gains such as ``np.sqrt(2)`` as plain attributes), a
+  :class:`PickledObject` that records the module, the name, the arguments and the state, and
+  does nothing else: only tensors are loaded, so nothing else needs rebuilding.
 
 Anything else (``os.system``, ``builtins.eval``, ``subprocess.Popen``, ``copyreg`` helpers,
 numpy, ...) is refused before it is called: :class:`ConfigError` (exit 64) naming the class
@@ -47,6 +49,14 @@ from stylegan_common.errors import ConfigError
 NETWORK_KEYS = ("G", "D", "G_ema")
 PUBLISHED_PACKAGES = ("training", "torch_utils", "dnnlib")
 PERSISTENT_RECONSTRUCTOR = ("torch_utils.persistence", "_reconstruct_persistent_obj")
+# The published layers keep numpy values among their plain attributes (gains such as
+# ``np.sqrt(2)`` are numpy float64 scalars; StyleGAN3 keeps sizes as arrays). Only tensors are
+# ever loaded, so these are recorded as stand-ins; no numpy code runs either.
+RECORDED_NUMPY = frozenset(
+    (module, name)
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("scalar", "_reconstruct")
+) | {("numpy", "dtype"), ("numpy", "ndarray")}
 MAX_MODULE_DEPTH = 32  # the published G nests 4 deep; deeper is a malformed or hostile file
 
 
@@ -157,7 +167,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
         allowed = _ALLOWED.get((module, name))
         if allowed is not None:
             return allowed
-        if module.split(".")[0] in PUBLISHED_PACKAGES and module != PERSISTENT_RECONSTRUCTOR[0]:
+        published = module.split(".")[0] in PUBLISHED_PACKAGES
+        recorded = (published and module != PERSISTENT_RECONSTRUCTOR[0]) or (
+            (module, name) in RECORDED_NUMPY
+        )
+        if recorded:
             return _stand_in(module, name)
         raise RefusedGlobal(module, name)
 
